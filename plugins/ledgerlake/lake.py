@@ -289,3 +289,39 @@ class Lake:
                 prefix = f"{partition_prefix(dataset, venue, account)}/date={day}/{interval.id}"
                 keys.extend(self.list_keys(prefix))
         return keys
+
+
+# Validation records ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ValidationRecord:
+    """What the quality gate decided for one (venue, account, interval). The load trusts a partition only
+    when `passed` and `manifest_sha256` equals the sha256 of the manifest in the lake now."""
+
+    venue: str
+    account: str
+    interval_start: str
+    interval_end: str
+    manifest_sha256: str
+    passed: bool
+    summary: str
+    validated_at: str
+    failures: tuple[str, ...] = ()
+    data_docs_uri: str | None = None
+
+
+def write_validation(lake: Lake, record: ValidationRecord) -> str:
+    interval = Interval.parse(record.interval_start, record.interval_end)
+    key = validation_key(record.venue, record.account, interval)
+    lake.put_bytes(key, json.dumps(asdict(record), indent=2, sort_keys=True).encode(), "application/json")
+    return key
+
+
+def read_validation(lake: Lake, venue: str, account: str, interval: Interval) -> ValidationRecord | None:
+    key = validation_key(venue, account, interval)
+    if not lake.exists(key):
+        return None
+    body = json.loads(lake.get_bytes(key))
+    body["failures"] = tuple(body.get("failures", ()))
+    return ValidationRecord(**body)
