@@ -1,0 +1,320 @@
+"""Loads replace exactly one (venue, account, interval), atomically, and only validated manifests."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from warehouse_lakedata import (
+    STABLE_DROP,
+    comparable,
+    day_interval,
+    in_interval,
+    ledger_history,
+    mark_validated,
+    position_history,
+    snapshot_history,
+    write_partition,
+)
+
+from ledgerlake.interval import Interval
+from ledgerlake.lake import Lake, data_file_key
+from ledgerlake.warehouse import LoadRefused, Warehouse, WarehouseError, WarehouseSettings, open_warehouse
+
+D0 = datetime(2026, 3, 1, tzinfo=UTC)
+TABLE_ORDER = {
+    "ledger_entries": "venue, account, entry_id",
+    "balance_snapshots": "venue, account, snapshot_type, snapshot_at, asset",
+    "position_snapshots": "venue, account, snapshot_at, symbol",
+}
+
+
+def tables(wh: Warehouse) -> dict[str, list[dict[str, Any]]]:
+    return {name: wh.query(f"SELECT * FROM {name} ORDER BY {order}").to_pylist() for name, order in TABLE_ORDER.items()}
+
+
+def test_loaded_interval_equals_input_exactly(lake: Lake, warehouse: Warehouse) -> None:
+    history = ledger_history("coinbase", "acct-1", D0, days=1, per_day=40, assets=("USD",))
+    history[5]["amount"] = Decimal("-0.000000000000000001")  # smallest step of the scale
+    history[6]["amount"] = Decimal("12345678901234567890.123456789012345678")  # 38 digits
+    history[7]["instrument"] = ""  # an empty string stays an empty string, not NULL
+    interval = day_interval(D0)
+    stored = write_partition(lake, "coinbase", "acct-1", interval, history, files_per_day=3)
+
+    summary = warehouse.load_partition(lake, "coinbase", "acct-1", interval)
+
+    assert summary.inserted == {"ledger_entries": 40}
+    loaded = warehouse.query("SELECT * FROM ledger_entries").to_pylist()
+    assert comparable(loaded) == comparable(stored)
+    by_id = {r["entry_id"]: r for r in loaded}
+    assert str(by_id[history[5]["entry_id"]]["amount"].normalize()) == "-1E-18"
+    assert by_id[history[6]["entry_id"]]["amount"] == Decimal("12345678901234567890.123456789012345678")
+    assert by_id[history[7]["entry_id"]]["instrument"] == ""
+    for row in loaded:
+        assert row["occurred_at"].utcoffset() == timedelta(0)
+        assert isinstance(row["amount"], Decimal)
+    assert any(r["occurred_at"].microsecond % 1000 for r in loaded), "microseconds survive"
+    loads = warehouse.query("SELECT * FROM loads").to_pylist()
+    assert [(r["venue"], r["account"], r["interval_start"], r["interval_end"], r["rows"]) for r in loads] == [
+        ("coinbase", "acct-1", interval.start, interval.end, 40)
+    ]
+    assert loads[0]["manifest_sha256"] == lake.manifest_sha256("coinbase", "acct-1", interval)
+
+
+def test_snapshots_load_into_their_tables(lake: Lake, warehouse: Warehouse) -> None:
+    interval = day_interval(D0, days=2)
+    balances, positions = snapshot_history("main", D0, 2), position_history("main", D0, 2)
+    stored = write_partition(
+        lake, "binance", "main", interval, {"snapshots/balances": balances, "snapshots/positions": positions}
+    )
+    summary = warehouse.load_partition(lake, "binance", "main", interval)
+    assert summary.inserted == {"balance_snapshots": len(balances), "position_snapshots": len(positions)}
+    got = tables(warehouse)
+    assert comparable(got["balance_snapshots"]) == comparable([r for r in stored if "snapshot_type" in r])
+    assert comparable(got["position_snapshots"]) == comparable([r for r in stored if "symbol" in r])
+    assert got["ledger_entries"] == []
+
+
+def test_loading_three_times_gives_the_same_tables(lake: Lake, warehouse: Warehouse) -> None:
+    history = ledger_history("exchangehubx", "main", D0, days=2, per_day=25, assets=("USDT", "BTC"))
+    intervals = [day_interval(D0), day_interval(D0 + timedelta(days=1))]
+    for interval in intervals:
+        write_partition(lake, "exchangehubx", "main", interval, in_interval(history, interval))
+    for interval in intervals:
+        warehouse.load_partition(lake, "exchangehubx", "main", interval)
+    once = tables(warehouse)
+    for _ in range(2):
+        for interval in intervals:
+            summary = warehouse.load_partition(lake, "exchangehubx", "main", interval)
+            assert summary.deleted == summary.inserted  # replaced, not added
+    assert tables(warehouse) == once
+    assert len(once["ledger_entries"]) == 50
+    assert warehouse.query("SELECT COUNT(*) AS n FROM loads").to_pylist() == [{"n": 2}]
+
+
+def test_backfills_in_any_order_and_overlapping_give_the_same_tables(lake: Lake, warehouse: Warehouse) -> None:
+    venue, account = "pacifica", "wallet-9"
+    history = ledger_history(venue, account, D0, days=4, per_day=12, assets=("USDC",))
+    days = [day_interval(D0 + timedelta(days=d)) for d in range(4)]
+    two_day = day_interval(D0 + timedelta(days=1), days=2)  # a backfill over days 1-2 beside the daily runs
+    for interval in [*days, two_day]:
+        write_partition(lake, venue, account, interval, in_interval(history, interval))
+
+    expected = comparable([dict(r) for r in history], drop=STABLE_DROP)
+    results = []
+    for order in [(0, 1, 2, 3), (3, 1, 0, 2), (2, 3, 1, 0)]:
+        for with_overlap in (False, True):
+            schedule: list[Interval] = [days[i] for i in order]
+            if with_overlap:
+                schedule.insert(2, two_day)
+            # a fresh start for each order: empty the tables through a reload of nothing is not possible,
+            # so the same warehouse is reused and must converge regardless of what it held before
+            for interval in schedule:
+                warehouse.load_partition(lake, venue, account, interval)
+            loaded = warehouse.query("SELECT * FROM ledger_entries").to_pylist()
+            assert comparable(loaded, drop=STABLE_DROP) == expected
+            if not with_overlap:
+                results.append(comparable(loaded))
+    # the same daily partitions, in whatever order, give identical rows down to entry_seq and raw_uri
+    assert all(r == results[0] for r in results)
+
+
+def test_a_load_failing_between_delete_and_insert_leaves_the_previous_state(
+    lake: Lake, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interval = day_interval(D0)
+    history = ledger_history("sunx", "uid-1", D0, days=1, per_day=20)
+    write_partition(lake, "sunx", "uid-1", interval, history)
+    warehouse.load_partition(lake, "sunx", "uid-1", interval)
+    before = tables(warehouse)
+    loads_before = warehouse.query("SELECT * FROM loads").to_pylist()
+
+    # a re-extraction with different rows, then a load that dies after its delete has run
+    write_partition(lake, "sunx", "uid-1", interval, history[:10])
+    calls = []
+
+    def explode(table: Any, rows: Any) -> None:
+        remaining = warehouse.query("SELECT COUNT(*) AS n FROM ledger_entries").to_pylist()[0]["n"]
+        calls.append(remaining)
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(warehouse, "_insert_arrow", explode)
+    with pytest.raises(WarehouseError, match=r"sunx/uid-1 \[2026-03-01T00:00:00\+00:00, 2026-03-02.*injected failure"):
+        warehouse.load_partition(lake, "sunx", "uid-1", interval)
+    assert calls == [0], "the delete ran inside the transaction before the failure"
+    assert tables(warehouse) == before
+    assert warehouse.query("SELECT * FROM loads").to_pylist() == loads_before
+
+    monkeypatch.undo()
+    warehouse.load_partition(lake, "sunx", "uid-1", interval)
+    assert len(tables(warehouse)["ledger_entries"]) == 10
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    from ledgerlake.interval import Interval
+    from ledgerlake.lake import Lake, S3Settings
+    from ledgerlake.warehouse import WarehouseSettings, open_warehouse
+
+    settings = WarehouseSettings.parse(sys.argv[1])
+    lake = Lake(S3Settings(bucket=sys.argv[2], endpoint_url=sys.argv[3], access_key_id="testing",
+                           secret_access_key="testing"))
+    interval = Interval.parse(sys.argv[4], sys.argv[5])
+    wh = open_warehouse(settings)
+
+    def die(table, rows):
+        n = wh.query("SELECT COUNT(*) AS n FROM ledger_entries").to_pylist()[0]["n"]
+        print(f"deleted, {n} left; dying", flush=True)
+        os._exit(9)  # no rollback, no close: as if the worker were killed
+
+    wh._insert_arrow = die
+    wh.load_partition(lake, "coinbase", "acct-k", interval)
+    """
+)
+
+
+def test_a_killed_load_leaves_the_previous_state(
+    lake: Lake, warehouse_settings: WarehouseSettings, tmp_path: Any
+) -> None:
+    interval = day_interval(D0)
+    history = ledger_history("coinbase", "acct-k", D0, days=1, per_day=15, assets=("USD",))
+    write_partition(lake, "coinbase", "acct-k", interval, history)
+    with open_warehouse(warehouse_settings) as wh:
+        wh.load_partition(lake, "coinbase", "acct-k", interval)
+        before = tables(wh)
+    write_partition(lake, "coinbase", "acct-k", interval, history[3:])
+
+    target = warehouse_settings.path if warehouse_settings.kind == "duckdb" else warehouse_settings.dsn
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_SCRIPT)
+    s3 = lake.settings
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(target),
+            s3.bucket,
+            str(s3.endpoint_url),
+            interval.start.isoformat(),
+            interval.end.isoformat(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert proc.returncode == 9, proc.stderr
+    assert "deleted, 0 left; dying" in proc.stdout
+
+    with open_warehouse(warehouse_settings) as wh:
+        assert tables(wh) == before
+
+
+def test_refuses_partitions_not_fit_to_load(lake: Lake, warehouse: Warehouse) -> None:
+    venue, account = "exchangehubx", "sub-2"
+    history = ledger_history(venue, account, D0, days=3, per_day=5)
+    first, second, third, fourth = (day_interval(D0 + timedelta(days=d)) for d in range(4))
+
+    with pytest.raises(LoadRefused, match=r"exchangehubx/sub-2 \[2026-03-04.*no manifest"):
+        warehouse.load_partition(lake, venue, account, fourth)
+
+    write_partition(lake, venue, account, first, in_interval(history, first), validate=None)
+    with pytest.raises(LoadRefused, match=r"exchangehubx/sub-2 \[2026-03-01.*not validated"):
+        warehouse.load_partition(lake, venue, account, first)
+
+    write_partition(lake, venue, account, second, in_interval(history, second), validate=False)
+    with pytest.raises(LoadRefused, match=r"exchangehubx/sub-2 \[2026-03-02.*validation failed.*balance continuity"):
+        warehouse.load_partition(lake, venue, account, second)
+
+    # validated, then re-extracted: the record names the old manifest
+    write_partition(lake, venue, account, third, in_interval(history, third))
+    write_partition(lake, venue, account, third, in_interval(history, third)[:-1], validate=None)
+    with pytest.raises(LoadRefused, match=r"exchangehubx/sub-2 \[2026-03-03.*validation is stale"):
+        warehouse.load_partition(lake, venue, account, third)
+
+    # a data file replaced behind the manifest's back
+    mark_validated(lake, venue, account, third)
+    key = data_file_key("ledger", venue, account, third, "2026-03-03", 0)
+    lake.put_bytes(key, lake.get_bytes(key) + b"\0")
+    with pytest.raises(LoadRefused, match=r"changed since its manifest"):
+        warehouse.load_partition(lake, venue, account, third)
+
+    assert tables(warehouse)["ledger_entries"] == []
+    assert warehouse.query("SELECT COUNT(*) AS n FROM loads").to_pylist() == [{"n": 0}]
+
+
+def test_rows_outside_the_interval_are_refused(lake: Lake, warehouse: Warehouse) -> None:
+    interval = day_interval(D0)
+    history = ledger_history("coinbase", "acct-x", D0, days=2, per_day=5, assets=("USD",))
+    write_partition(lake, "coinbase", "acct-x", interval, history)  # the second day's rows do not belong
+    with pytest.raises(WarehouseError, match=r"coinbase/acct-x .*occurred_at spans .* outside the interval"):
+        warehouse.load_partition(lake, "coinbase", "acct-x", interval)
+    assert tables(warehouse)["ledger_entries"] == []
+
+
+def test_an_entry_id_loaded_under_another_interval_is_a_clear_error(lake: Lake, warehouse: Warehouse) -> None:
+    history = ledger_history("coinbase", "acct-d", D0, days=2, per_day=5, assets=("USD",))
+    first, second = day_interval(D0), day_interval(D0 + timedelta(days=1))
+    write_partition(lake, "coinbase", "acct-d", first, in_interval(history, first))
+    warehouse.load_partition(lake, "coinbase", "acct-d", first)
+    clash = in_interval(history, second)
+    clash[0]["entry_id"] = history[0]["entry_id"]
+    write_partition(lake, "coinbase", "acct-d", second, clash)
+    with pytest.raises(WarehouseError, match=r"coinbase/acct-d \[2026-03-02.*nothing changed"):
+        warehouse.load_partition(lake, "coinbase", "acct-d", second)
+    assert len(tables(warehouse)["ledger_entries"]) == 5
+
+
+def test_closing_balances(lake: Lake, warehouse: Warehouse) -> None:
+    history = ledger_history("exchangehubx", "main", D0, days=2, per_day=30, assets=("USDT", "BTC", "ETH"))
+    for interval in (day_interval(D0), day_interval(D0 + timedelta(days=1))):
+        write_partition(lake, "exchangehubx", "main", interval, in_interval(history, interval))
+        warehouse.load_partition(lake, "exchangehubx", "main", interval)
+    sunx = ledger_history("sunx", "main", D0, days=1, per_day=5)
+    write_partition(lake, "sunx", "main", day_interval(D0), sunx)
+    warehouse.load_partition(lake, "sunx", "main", day_interval(D0))
+
+    for before in [
+        D0,
+        D0 + timedelta(hours=7),
+        D0 + timedelta(days=1),
+        history[31]["occurred_at"],
+        D0 + timedelta(days=5),
+    ]:
+        expected: dict[str, Decimal] = {}
+        for row in history:  # already in the venue's order
+            if row["occurred_at"] < before:
+                expected[row["asset"]] = row["balance_after"]
+        assert warehouse.closing_balances("exchangehubx", "main", before) == expected
+    assert warehouse.closing_balances("exchangehubx", "main", D0) == {}
+    assert warehouse.closing_balances("sunx", "main", D0 + timedelta(days=9)) == {}  # sunx reports none
+    with pytest.raises(ValueError, match="time zone"):
+        warehouse.closing_balances("exchangehubx", "main", datetime(2026, 3, 2))
+
+
+def test_the_schema_set_up_is_repeatable(warehouse_settings: WarehouseSettings) -> None:
+    for _ in range(2):
+        with open_warehouse(warehouse_settings) as wh:
+            assert wh.query("SELECT * FROM reconciliation").num_rows == 0
+
+
+def test_every_permutation_of_three_days_converges(lake: Lake, warehouse: Warehouse) -> None:
+    history = ledger_history("coinbase", "acct-p", D0, days=3, per_day=6, assets=("USD",))
+    days = [day_interval(D0 + timedelta(days=d)) for d in range(3)]
+    for interval in days:
+        write_partition(lake, "coinbase", "acct-p", interval, in_interval(history, interval))
+    seen = []
+    for order in itertools.permutations(days):
+        for interval in order:
+            warehouse.load_partition(lake, "coinbase", "acct-p", interval)
+        seen.append(tables(warehouse))
+    assert all(s == seen[0] for s in seen)
+    assert len(seen[0]["ledger_entries"]) == 18
