@@ -1,0 +1,66 @@
+"""The raw page archive: every page's body exactly as received, with its safe request metadata.
+
+Pages are grouped `pages_per_object` to an object (one S3 PUT per page would cap throughput at the
+store's request latency): `raw/venue=/account=/date=/{interval}/page-{first:06d}.json.gz` holds
+`{"pages":[{"page":n,"request":{method,path,params,body},"status":200,"body":<the body verbatim>},...]}`.
+Signed URLs, signatures and headers are never stored; gzip without a time stamp keeps re-runs identical.
+"""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+import orjson
+
+from ledgerlake.engine.http import Redactor
+from ledgerlake.engine.writer import Uploader
+from ledgerlake.interval import Interval
+from ledgerlake.lake import Lake, ManifestFile, raw_page_key, sha256_hex
+
+
+class RawArchive:
+    def __init__(
+        self,
+        lake: Lake,
+        uploader: Uploader,
+        venue: str,
+        account: str,
+        interval: Interval,
+        pages_per_object: int,
+        redact: Redactor,
+    ) -> None:
+        self.lake, self.uploader, self.redact = lake, uploader, redact
+        self.venue, self.account, self.interval = venue, account, interval
+        self.pages_per_object = max(1, pages_per_object)
+        self._parts: list[bytes] = []
+        self._records = 0
+        self._key: str | None = None
+        self.objects = 0
+
+    def add(self, page_no: int, request_meta: dict[str, Any], status: int, body: bytes, records: int) -> str:
+        """Archive one page; returns the s3:// URI of the object that holds it."""
+        if self._key is None:
+            self._key = raw_page_key(self.venue, self.account, self.interval, page_no)
+        head = orjson.dumps({"page": page_no, "request": request_meta, "status": status})
+        self._parts.append(head[:-1] + b',"body":' + (body.strip() or b"null") + b"}")
+        self._records += records
+        uri = self.lake.uri(self._key)
+        if len(self._parts) >= self.pages_per_object:
+            self.flush()
+        return uri
+
+    def flush(self) -> None:
+        if self._key is None:
+            return
+        data = self.redact.scrub_bytes(b'{"pages":[' + b",\n".join(self._parts) + b"]}")
+        key, records, lake = self._key, self._records, self.lake
+        self._parts, self._records, self._key = [], 0, None
+        self.objects += 1
+
+        def put() -> ManifestFile:
+            packed = gzip.compress(data, compresslevel=1, mtime=0)
+            lake.put_bytes(key, packed, "application/gzip")
+            return ManifestFile(key=key, dataset="raw", rows=records, bytes=len(packed), sha256=sha256_hex(packed))
+
+        self.uploader.submit(put)

@@ -1,0 +1,597 @@
+"""One extraction: (venue, account, interval) -> raw pages, Parquet rows and, last, the manifest.
+
+What happens to a page, in order: the rate limiter lets the request go; the venue signs it; urllib3 sends
+it (retries in engine.http); the venue checks the envelope; the body goes to the raw archive as received;
+the venue appends the records' values to column lists; every `batch_rows` rows the lists become one Arrow
+batch (vectorized casts, filtered to exactly [start, end) of the window) that is written as a row group.
+
+entry_seq needs the venue's chronological order. Oldest-first venues stream straight into the final
+files with a running counter. Newest-first venues (Coinbase, Pacifica) stream into a local spill file;
+at the end its row groups are read back last to first, each reversed and numbered, so memory holds one
+row group at a time whatever the interval's size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ledgerlake.config import AccountConfig
+from ledgerlake.engine.errors import BadRecordError, ExtractError, OrderError, RetentionError
+from ledgerlake.engine.http import Redactor, VenueHttp
+from ledgerlake.engine.ratelimit import limiter_for
+from ledgerlake.engine.raw import RawArchive
+from ledgerlake.engine.rows import BATCH_FIELDS, RowsError, decimals, ledger_batch, order_violation
+from ledgerlake.engine.writer import PartitionedParquetWriter, Uploader
+from ledgerlake.interval import Interval, to_ms
+from ledgerlake.lake import Lake, Manifest, ManifestFile, manifest_key, quarantine_prefix
+from ledgerlake.schema import BALANCE_SNAPSHOT_SCHEMA, LEDGER_SCHEMA, POSITION_SNAPSHOT_SCHEMA, TIMESTAMP
+from ledgerlake.venues import VENUE_CLASSES
+from ledgerlake.venues.base import LedgerColumns, RateLimit, Venue, VenueCredentials, Window
+
+log = logging.getLogger("ledgerlake.engine")
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """Knobs of one extraction; every one has a sensible default.
+
+    rate_limit: None = the venue's documented limit (or the connection's `rate_limit` extra),
+    "off" = no client-side limit, or a RateLimit / {"units": .., "per_seconds": ..} override.
+    """
+
+    rate_limit: RateLimit | dict[str, Any] | str | None = None
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+    max_retries: int = 8
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 60.0
+    max_retry_after_s: float = 600.0
+    page_size: int | None = None
+    batch_rows: int = 25_000  # rows per Arrow batch = Parquet row group
+    file_rows: int = 1_000_000  # rows per Parquet file before it rolls
+    raw_pages_per_object: int = 100
+    progress_every_s: float = 10.0
+    tmpdir: str | None = None
+    now: datetime | None = None  # "now" for retention checks (tests)
+
+
+@dataclass
+class ExtractSummary:
+    venue: str
+    account: str
+    interval: str
+    pages: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    unknown_codes: dict[str, int] = field(default_factory=dict)
+    retries: int = 0
+    rate_limit_wait_s: float = 0.0
+    seconds: float = 0.0
+    manifest_key: str | None = None
+    requests: int = 0
+    outside_interval: int = 0
+    duplicates_removed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_rate_limit(venue: Venue, options: ExtractOptions, credentials: VenueCredentials) -> RateLimit | None:
+    chosen = options.rate_limit if options.rate_limit is not None else credentials.extra.get("rate_limit")
+    if chosen is None:
+        return venue.rate_limit
+    if isinstance(chosen, RateLimit):
+        return chosen
+    if isinstance(chosen, str):
+        if chosen.lower() in ("off", "none", "false"):
+            return None
+        raise ValueError(f"rate_limit {chosen!r}: use 'off' or {{'units': N, 'per_seconds': S}}")
+    if isinstance(chosen, dict):
+        return RateLimit(
+            float(chosen["units"]), float(chosen["per_seconds"]), str(chosen.get("scope", venue.rate_limit.scope))
+        )
+    raise ValueError(f"rate_limit {chosen!r} is not understood")
+
+
+class _RecentIds:
+    """Ids of the last `size` rows: enough to drop rows repeated by offsets shifting while paging, with
+    memory that does not grow with the interval."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._order: deque[str] = deque()
+        self._set: set[str] = set()
+
+    def seen(self, key: str) -> bool:
+        if key in self._set:
+            return True
+        self._order.append(key)
+        self._set.add(key)
+        if len(self._order) > self.size:
+            self._set.discard(self._order.popleft())
+        return False
+
+
+class Extraction:
+    def __init__(
+        self,
+        venue_name: str,
+        account: AccountConfig,
+        credentials: VenueCredentials,
+        interval: Interval,
+        lake: Lake,
+        options: ExtractOptions,
+    ) -> None:
+        if venue_name not in VENUE_CLASSES:
+            raise ValueError(f"unknown venue {venue_name!r}; known: {', '.join(VENUE_CLASSES)}")
+        self.venue = VENUE_CLASSES[venue_name](account, credentials, options.page_size)
+        self.account = account
+        self.interval = interval
+        self.lake = lake
+        self.options = options
+        self.context = f"{venue_name} account {account.account} interval {interval}"
+        self.redact = Redactor(credentials.secrets())
+        limit = resolve_rate_limit(self.venue, options, credentials)
+        self.limit = limit
+        self.http = VenueHttp(
+            self.venue,
+            limiter_for(self.venue.rate_limit_scope_key(), limit) if limit else None,
+            self.redact,
+            self.context,
+            connect_timeout=options.connect_timeout_s,
+            read_timeout=options.read_timeout_s,
+            max_retries=options.max_retries,
+            backoff_base_s=options.backoff_base_s,
+            backoff_max_s=options.backoff_max_s,
+            max_retry_after_s=options.max_retry_after_s,
+        )
+        self.summary = ExtractSummary(
+            venue_name, account.account, f"{interval.start.isoformat()}/{interval.end.isoformat()}"
+        )
+        self.ingested_at = datetime.now(UTC)
+        self._started = time.monotonic()
+        self._last_progress = self._started
+        self._uploads_started = False
+
+    # ---------------------------------------------------------------------------------------------
+
+    def run(self) -> ExtractSummary:
+        now = self.options.now or datetime.now(UTC)
+        problem = self.venue.retention_problem(self.interval, now)
+        if problem:
+            raise RetentionError(f"{self.context}: {problem}; nothing was requested")
+        if self.interval.end > now:
+            log.warning("%s: the interval is not over yet; entries after now will be missing", self.context)
+        log.info(
+            "%s: extracting (rate limit %s, page size %d)",
+            self.context,
+            self.limit or "off",
+            self.venue.page_size,
+        )
+        tmp = tempfile.mkdtemp(prefix="ledgerlake-", dir=self.options.tmpdir)
+        self.uploader = Uploader()
+        self.raw = RawArchive(
+            self.lake,
+            self.uploader,
+            self.venue.name,
+            self.account.account,
+            self.interval,
+            self.options.raw_pages_per_object,
+            self.redact,
+        )
+        try:
+            if self.venue.dataset == "snapshots":
+                self._run_snapshots(tmp)
+            else:
+                self._run_ledger(tmp)
+            self.raw.flush()
+            files = self.uploader.wait()
+            return self._finish(files)
+        except BaseException:
+            self._abandon()
+            raise
+        finally:
+            self.uploader.shutdown()
+            self.http.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _abandon(self) -> None:
+        """A failed run may have overwritten objects a previous manifest lists: withdraw that manifest so
+        readers never see a half-replaced interval."""
+        if not self._uploads_started:
+            return
+        try:
+            self.lake.delete_keys([manifest_key(self.venue.name, self.account.account, self.interval)])
+        except Exception as exc:  # the original failure matters more
+            log.warning("%s: could not withdraw the old manifest: %s", self.context, exc)
+
+    def _begin_uploads(self) -> None:
+        if not self._uploads_started:
+            self._uploads_started = True
+            self.lake.delete_keys([manifest_key(self.venue.name, self.account.account, self.interval)])
+
+    def _finish(self, files: list[ManifestFile]) -> ExtractSummary:
+        s = self.summary
+        s.retries = self.http.stats.retries
+        s.requests = self.http.stats.requests
+        s.rate_limit_wait_s = round(self.http.stats.rate_limit_wait_s, 3)
+        s.seconds = round(time.monotonic() - self._started, 3)
+        s.rows["raw"] = sum(f.rows for f in files if f.dataset == "raw")
+        manifest = Manifest.build(
+            self.venue.name,
+            self.account.account,
+            self.interval,
+            files,
+            summary={k: v for k, v in s.to_dict().items() if k not in ("manifest_key", "seconds")},
+        )
+        self._begin_uploads()
+        s.manifest_key = self.lake.write_manifest(manifest)
+        total = sum(v for k, v in s.rows.items() if k != "raw")
+        log.info(
+            "%s: done: %d pages, rows %s, %.0f rows/s, %d requests, %d retries, %.1f s waiting for the rate limit, "
+            "unknown codes %s, %d outside the interval, %d duplicates removed, %.1f s; manifest %s",
+            self.context,
+            s.pages,
+            {k: v for k, v in s.rows.items() if k != "raw"},
+            total / max(s.seconds, 1e-9),
+            s.requests,
+            s.retries,
+            s.rate_limit_wait_s,
+            s.unknown_codes or "none",
+            s.outside_interval,
+            s.duplicates_removed,
+            s.seconds,
+            s.manifest_key,
+        )
+        return s
+
+    def _progress(self, window: Window, rows: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < self.options.progress_every_s:
+            return
+        self._last_progress = now
+        elapsed = max(now - self._started, 1e-9)
+        st = self.http.stats
+        log.info(
+            "%s: window %s%s: %d pages, %d rows, %.0f rows/s, %.1f s waiting for the rate limit, %d retries",
+            self.context,
+            window.interval,
+            f" {window.label}" if window.label else "",
+            self.summary.pages,
+            rows,
+            rows / elapsed,
+            st.rate_limit_wait_s,
+            st.retries,
+        )
+
+    # Pages ---------------------------------------------------------------------------------------
+
+    def _pages(self, window: Window):  # type: ignore[no-untyped-def]
+        """(page_no, records, raw_uri) of every page of one window, archived as received."""
+        venue = self.venue
+        request: Any = venue.first_request(window)
+        while request is not None:
+            page = self.http.fetch(request)
+            records = venue.records(page.payload)
+            self.summary.pages += 1
+            page_no = self.summary.pages
+            self._begin_uploads()
+            uri = self.raw.add(page_no, request.safe_meta(), page.status, page.body, len(records))
+            yield page_no, records, uri
+            nxt = venue.next_request(request, page.payload, page.headers, records, window)
+            if nxt is not None and venue.stop_after(records, window):
+                nxt = None
+            request = nxt
+
+    # Ledger --------------------------------------------------------------------------------------
+
+    def _ledger_writer(self, tmp: str) -> PartitionedParquetWriter:
+        return PartitionedParquetWriter(
+            self.lake,
+            self.uploader,
+            "ledger",
+            LEDGER_SCHEMA,
+            self.venue.name,
+            self.account.account,
+            self.interval,
+            "occurred_at",
+            tmp,
+            self.options.file_rows,
+            self.options.batch_rows,
+        )
+
+    def _run_ledger(self, tmp: str) -> None:
+        venue = self.venue
+        writer = self._ledger_writer(tmp)
+        spill: pq.ParquetWriter | None = None
+        spill_path = os.path.join(tmp, "spill.parquet")
+        recent = _RecentIds(max(20 * venue.page_size, 20_000)) if venue.dedup_by_entry_id else None
+        self._seq = 0
+        self._spilled = 0
+        self._last_key: tuple[int, int | None] | None = None
+        rows_total = 0
+        try:
+            for window in venue.windows(self.interval):
+                start_us, end_us = to_ms(window.interval.start) * 1000, to_ms(window.interval.end) * 1000
+                cols = LedgerColumns()
+                uris: list[str] = []
+                pages: list[tuple[int, list[dict[str, Any]], str]] = []
+                for page_no, records, uri in self._pages(window):
+                    if not records:
+                        continue
+                    before = len(cols)
+                    try:
+                        venue.columns(records, cols)
+                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                        self._truncate(cols, before)
+                        self._bad_record([(page_no, records, uri)], f"{type(exc).__name__}: {exc}")
+                    if recent is not None:
+                        self._dedup(cols, before, recent)
+                    uris.extend([uri] * (len(cols) - before))
+                    pages.append((page_no, records, uri))
+                    if len(cols) >= self.options.batch_rows:
+                        rows_total, spill = self._flush(cols, uris, pages, start_us, end_us, writer, spill, spill_path)
+                        cols, uris, pages = LedgerColumns(), [], []
+                    self._progress(window, rows_total)
+                if len(cols):
+                    rows_total, spill = self._flush(cols, uris, pages, start_us, end_us, writer, spill, spill_path)
+                self._progress(window, rows_total, force=True)
+            if spill is not None:
+                spill.close()
+                self._unspill(spill_path, writer)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            if spill is not None:
+                spill.close()
+            raise
+        self.summary.rows["ledger"] = writer.rows
+
+    @staticmethod
+    def _truncate(cols: LedgerColumns, n: int) -> None:
+        for name in LedgerColumns.__dataclass_fields__:
+            del getattr(cols, name)[n:]
+
+    def _dedup(self, cols: LedgerColumns, before: int, recent: _RecentIds) -> None:
+        ids = cols.entry_id
+        dup = [i for i in range(before, len(ids)) if recent.seen(ids[i])]
+        if dup:
+            self.summary.duplicates_removed += len(dup)
+            drop = set(dup)
+            for name in LedgerColumns.__dataclass_fields__:
+                values = getattr(cols, name)
+                values[before:] = [v for i, v in enumerate(values[before:], before) if i not in drop]
+
+    def _flush(
+        self,
+        cols: LedgerColumns,
+        uris: list[str],
+        pages: list[tuple[int, list[dict[str, Any]], str]],
+        start_us: int,
+        end_us: int,
+        writer: PartitionedParquetWriter,
+        spill: pq.ParquetWriter | None,
+        spill_path: str,
+    ) -> tuple[int, pq.ParquetWriter | None]:
+        venue = self.venue
+        try:
+            batch = ledger_batch(venue, cols, uris, start_us, end_us)
+        except RowsError as exc:
+            self._bad_record(pages, f"column {exc.column}: {exc.reason}")
+            raise AssertionError("unreachable") from None
+        self.summary.outside_interval += batch.outside
+        for code, n in batch.unknown_codes.items():
+            if code not in self.summary.unknown_codes:
+                log.warning("%s: unknown %s type code %r kept as entry_type 'other'", self.context, venue.name, code)
+            self.summary.unknown_codes[code] = self.summary.unknown_codes.get(code, 0) + n
+        bad = order_violation(batch.occurred_us, batch.tie, venue.newest_first, self._last_key)
+        if bad is not None:
+            ids = batch.table.column("entry_id")
+            raise OrderError(
+                f"{self.context}: {venue.name} listed entry {ids[bad].as_py()} out of its documented order "
+                f"({'newest' if venue.newest_first else 'oldest'} first by time"
+                f"{', then id' if batch.tie is not None else ''}); entry_seq cannot be assigned"
+            )
+        n = batch.table.num_rows
+        if n:
+            self._last_key = (
+                int(batch.occurred_us[-1]),
+                int(batch.tie[-1]) if batch.tie is not None else None,
+            )
+        if venue.newest_first:
+            if n:
+                if spill is None:
+                    spill = pq.ParquetWriter(spill_path, batch.table.schema, compression="none")
+                spill.write_table(batch.table, row_group_size=max(n, 1))
+            self._spilled += n
+            return self._spilled, spill
+        writer.write(self._complete(batch.table))
+        return writer.rows, spill
+
+    def _complete(self, table: pa.Table) -> pa.Table:
+        """Add entry_seq (continuing the running count) and the run's constants."""
+        n = table.num_rows
+        seq = pa.array(np.arange(self._seq, self._seq + n, dtype=np.int64))
+        self._seq += n
+        return pa.table(
+            {
+                "venue": pa.repeat(pa.scalar(self.venue.name, pa.string()), n) if n else pa.array([], pa.string()),
+                "account": pa.repeat(pa.scalar(self.account.account, pa.string()), n)
+                if n
+                else pa.array([], pa.string()),
+                "entry_seq": seq,
+                **{name: table.column(name) for name in BATCH_FIELDS},
+                "ingested_at": pa.repeat(pa.scalar(self.ingested_at, TIMESTAMP), n) if n else pa.array([], TIMESTAMP),
+            }
+        )
+
+    def _unspill(self, path: str, writer: PartitionedParquetWriter) -> None:
+        """Newest-first rows back in chronological order: row groups last to first, each reversed."""
+        spilled = pq.ParquetFile(path)
+        for i in range(spilled.num_row_groups - 1, -1, -1):
+            group = spilled.read_row_group(i)
+            group = group.take(pa.array(np.arange(group.num_rows - 1, -1, -1)))
+            writer.write(self._complete(group))
+
+    # Bad records ---------------------------------------------------------------------------------
+
+    def _bad_record(self, pages: list[tuple[int, list[dict[str, Any]], str]], fallback: str) -> None:
+        """Find the record to blame, put it in quarantine with the reason, and stop the partition."""
+        found: tuple[int, int, Any, str, str, str] | None = None
+        for page_no, records, uri in pages:
+            for i, record in enumerate(records):
+                problem = self.venue.record_problem(record)
+                if problem:
+                    found = (page_no, i, record, problem[0], problem[1], uri)
+                    break
+            if found:
+                break
+        if found is None:
+            page_no, records, uri = pages[0]
+            found = (page_no, -1, None, "?", fallback, uri)
+        self._quarantine(*found)
+
+    def _quarantine(self, page_no: int, index: int, record: Any, field_name: str, reason: str, uri: str) -> None:
+        prefix = quarantine_prefix(self.venue.name, self.account.account, self.interval)
+        key = f"{prefix}page-{page_no:06d}-record-{index:06d}.json"
+        body = {
+            "venue": self.venue.name,
+            "account": self.account.account,
+            "interval_start": self.interval.start.isoformat(),
+            "interval_end": self.interval.end.isoformat(),
+            "page": page_no,
+            "index_in_page": index,
+            "field": field_name,
+            "reason": reason,
+            "raw_uri": uri,
+            "record": record,
+            "quarantined_at": datetime.now(UTC).isoformat(),
+        }
+        quarantine_uri: str | None = None
+        try:
+            self.lake.put_bytes(
+                key, self.redact.scrub_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2)), "application/json"
+            )
+            quarantine_uri = self.lake.uri(key)
+        except Exception as exc:
+            log.error("%s: could not write the quarantine record: %s", self.context, exc)
+        raise BadRecordError(
+            f"{self.context}: record {index} of page {page_no}: field '{field_name}' {reason}; "
+            f"the partition is stopped and no manifest is written (record kept at {quarantine_uri})",
+            field_name,
+            quarantine_uri,
+        )
+
+    # Binance snapshots ---------------------------------------------------------------------------
+
+    def _run_snapshots(self, tmp: str) -> None:
+        venue = self.venue
+        bal_parts: list[pa.Table] = []
+        pos_parts: list[pa.Table] = []
+        for window in venue.windows(self.interval):
+            start_ms, end_ms = to_ms(window.interval.start), to_ms(window.interval.end)
+            for page_no, records, uri in self._pages(window):
+                inside = []
+                for r in records:
+                    problem = venue.record_problem(r)
+                    if problem:
+                        self._bad_record([(page_no, [r], uri)], problem[1])
+                    if start_ms <= r["updateTime"] < end_ms:
+                        inside.append(r)
+                self.summary.outside_interval += len(records) - len(inside)
+                try:
+                    bal, pos = venue.snapshot_columns(inside)  # type: ignore[attr-defined]
+                    bal_parts.append(self._snapshot_table(bal, BALANCE_SNAPSHOT_SCHEMA, uri))
+                    pos_parts.append(self._snapshot_table(pos, POSITION_SNAPSHOT_SCHEMA, uri))
+                except (KeyError, TypeError, ValueError, ArithmeticError, RowsError) as exc:
+                    reason = f"column {exc.column}: {exc.reason}" if isinstance(exc, RowsError) else repr(exc)
+                    self._bad_record_snapshot(page_no, inside, uri, reason)
+            self._progress(window, sum(t.num_rows for t in bal_parts), force=True)
+        for dataset, schema, parts, order in (
+            ("snapshots/balances", BALANCE_SNAPSHOT_SCHEMA, bal_parts, ["snapshot_at", "snapshot_type", "asset"]),
+            ("snapshots/positions", POSITION_SNAPSHOT_SCHEMA, pos_parts, ["snapshot_at", "symbol"]),
+        ):
+            table = pa.concat_tables(parts) if parts else schema.empty_table()
+            table = table.sort_by([(c, "ascending") for c in order])
+            writer = PartitionedParquetWriter(
+                self.lake,
+                self.uploader,
+                dataset,
+                schema,
+                venue.name,
+                self.account.account,
+                self.interval,
+                "snapshot_at",
+                tmp,
+                self.options.file_rows,
+                self.options.batch_rows,
+            )
+            writer.write(table)
+            writer.close()
+            self.summary.rows[dataset] = writer.rows
+
+    def _bad_record_snapshot(self, page_no: int, records: list[dict[str, Any]], uri: str, reason: str) -> None:
+        """Find the snapshot that fails on its own and quarantine it."""
+        for i, r in enumerate(records):
+            try:
+                bal, pos = self.venue.snapshot_columns([r])  # type: ignore[attr-defined]
+                self._snapshot_table(bal, BALANCE_SNAPSHOT_SCHEMA, uri)
+                self._snapshot_table(pos, POSITION_SNAPSHOT_SCHEMA, uri)
+            except RowsError as exc:
+                self._quarantine(page_no, i, r, exc.column, exc.reason, uri)
+            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                self._quarantine(page_no, i, r, str(exc) if isinstance(exc, KeyError) else "?", repr(exc), uri)
+        self._quarantine(page_no, -1, None, "?", reason, uri)
+
+    def _snapshot_table(self, cols: dict[str, list[Any]], schema: pa.Schema, uri: str) -> pa.Table:
+        n = len(cols["snapshot_at"])
+        arrays: dict[str, pa.Array] = {}
+        for f in schema:
+            if f.name in ("venue", "account"):
+                arrays[f.name] = pa.array([self.venue.name if f.name == "venue" else self.account.account] * n)
+            elif f.name == "raw_uri":
+                arrays[f.name] = pa.array([uri] * n, pa.string())
+            elif f.name == "ingested_at":
+                arrays[f.name] = pa.array([self.ingested_at] * n, TIMESTAMP)
+            elif f.name == "snapshot_at":
+                arrays[f.name] = pa.array([v * 1000 for v in cols[f.name]], pa.int64()).cast(TIMESTAMP)
+            elif f.type == pa.decimal128(38, 18):
+                arrays[f.name] = decimals(cols[f.name], f.name, not f.nullable)
+            else:
+                arrays[f.name] = pa.array(cols[f.name], pa.string())
+                if not f.nullable and arrays[f.name].null_count:
+                    raise RowsError(f.name, "missing")
+        return pa.table(arrays, schema=schema)
+
+
+def extract(
+    venue: str,
+    account: AccountConfig,
+    credentials: VenueCredentials,
+    interval: Interval,
+    lake: Lake,
+    *,
+    options: ExtractOptions | None = None,
+) -> ExtractSummary:
+    """Extract one account's records of one interval into the lake; the manifest is written last.
+
+    Raises engine.errors.FatalExtractError subclasses when a retry cannot help (auth, ban, retention,
+    bad record, refusal) and TransientExtractError when retries ran out.
+    """
+    try:
+        job = Extraction(venue, account, credentials, interval, lake, options or ExtractOptions())
+    except ExtractError:
+        raise
+    return job.run()

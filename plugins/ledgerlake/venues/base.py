@@ -1,0 +1,380 @@
+"""What a venue module declares, and the tiny paginators venues pick from.
+
+A venue module says only what is particular to the venue (Singer-style): auth and signing, the request
+parameters, its paging rule, window and retention limits, its type-code table, how a record maps to the
+unified row and how its envelope says success. The engine (ledgerlake.engine) loops, retries,
+rate-limits, archives raw pages and writes Parquet once for all of them. Plain Python, no Airflow.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+
+import orjson
+
+from ledgerlake.config import AccountConfig
+from ledgerlake.interval import Interval
+
+# ---------------------------------------------------------------------------------------------------
+# Plain settings
+
+
+@dataclass(frozen=True)
+class VenueCredentials:
+    """Where a venue is and how to sign for it. Secrets never show in repr()."""
+
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+    api_secret: str | None = field(default=None, repr=False)
+    passphrase: str | None = field(default=None, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict)  # recv_window, rate_limit, page_size, ...
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self.api_key, self.api_secret, self.passphrase) if s]
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """`units` of request cost per rolling `per_seconds`, counted per `scope` ("ip": the venue's host,
+    "key": the API key / profile / UID)."""
+
+    units: float
+    per_seconds: float
+    scope: str = "key"
+
+    def __str__(self) -> str:
+        return f"{self.units:g} per {self.per_seconds:g} s per {self.scope}"
+
+
+@dataclass
+class Request:
+    """One venue request before signing: business parameters only, so it is safe to log and archive."""
+
+    method: str
+    path: str
+    params: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    cost: float = 1.0  # rate-limit units this request spends
+
+    def describe(self) -> str:
+        query = "&".join(f"{k}={v}" for k, v in self.params.items())
+        body = f" {orjson.dumps(self.body).decode()}" if self.body is not None else ""
+        return f"{self.method} {self.path}{'?' + query if query else ''}{body}"
+
+    def safe_meta(self) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path, "params": self.params, "body": self.body}
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """What goes on the wire. May carry signatures and keys: never log or archive it."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """How a venue classifies an answer: ok, retry (transient or rate limit), auth, ban or fatal."""
+
+    kind: str
+    message: str = ""
+    retry_after: float | None = None
+    ban_until_ms: int | None = None
+
+
+OK = Reply("ok")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One request window of the interval (and, for Binance, one snapshot type)."""
+
+    interval: Interval
+    label: str = ""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Normalized columns, filled per page by the venue, typed and checked by the engine in batches
+
+
+@dataclass
+class LedgerColumns:
+    """Raw values of the unified columns, one list per column, as plain Python values.
+
+    The engine turns them into Arrow arrays with vectorized casts (string -> decimal128(38,18), ms or
+    RFC 3339 -> timestamp) and checks nulls, so a venue's loop does the least work per record.
+    """
+
+    entry_id: list[Any] = field(default_factory=list)
+    occurred: list[Any] = field(default_factory=list)  # ms int or RFC 3339 text (Venue.occurred_kind)
+    asset: list[Any] = field(default_factory=list)
+    amount: list[Any] = field(default_factory=list)
+    balance_before: list[Any] = field(default_factory=list)
+    balance_after: list[Any] = field(default_factory=list)
+    venue_entry_type: list[Any] = field(default_factory=list)
+    reference_id: list[Any] = field(default_factory=list)
+    instrument: list[Any] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.entry_id)
+
+
+def details_json(obj: dict[str, Any]) -> str:
+    """The contract's JSON: sorted keys, compact, UTF-8 (same text as json.dumps(sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False))."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def bare_decimal_quoter(keys: tuple[str, ...]) -> re.Pattern[bytes] | None:
+    """A pattern that finds `"key": <bare JSON number>` so the number can be quoted before orjson sees it
+    (orjson would read it as a float). JSON escapes quotes inside strings, so `"key":` only matches keys."""
+    if not keys:
+        return None
+    names = b"|".join(re.escape(k.encode()) for k in keys)
+    return re.compile(rb'("(?:' + names + rb')"\s*:\s*)(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)')
+
+
+# ---------------------------------------------------------------------------------------------------
+# Paginators (dlt-style): read state from an answer, put it on the next request
+
+
+class CursorPaginator:
+    """Opaque cursor in the body plus a has-more flag (exchangeHubX)."""
+
+    def __init__(self, param: str = "cursor") -> None:
+        self.param = param
+        self.cursor: str | None = None
+        self.has_more = True
+
+    def update_state(self, next_cursor: Any, has_more: Any) -> None:
+        seen = self.cursor
+        self.cursor = None if next_cursor in (None, "") else str(next_cursor)
+        # A cursor that does not move would loop for ever: stop rather than re-read the same page.
+        self.has_more = bool(has_more) and self.cursor is not None and self.cursor != seen
+
+    def update_request(self, request: Request) -> Request | None:
+        if not self.has_more or self.cursor is None:
+            return None
+        return Request(request.method, request.path, {**request.params, self.param: self.cursor}, request.body)
+
+
+class HeaderCursorPaginator:
+    """Cursor in a response header (Coinbase `CB-AFTER` -> `after=`); stops on an empty page."""
+
+    def __init__(self, header: str, param: str) -> None:
+        self.header = header.lower()
+        self.param = param
+        self.cursor: str | None = None
+        self.has_more = True
+
+    def update_state(self, headers: dict[str, str], n_records: int) -> None:
+        seen = self.cursor
+        self.cursor = headers.get(self.header) or None
+        self.has_more = n_records > 0 and self.cursor is not None and self.cursor != seen
+
+    def update_request(self, request: Request) -> Request | None:
+        if not self.has_more or self.cursor is None:
+            return None
+        return Request(request.method, request.path, {**request.params, self.param: self.cursor}, request.body)
+
+
+class OffsetPaginator:
+    """limit + offset (Pacifica's document); stops on a short page or when the caller says so."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.offset = 0
+        self.has_more = True
+
+    def update_state(self, n_records: int) -> None:
+        self.offset += n_records
+        self.has_more = n_records >= self.limit
+
+    def stop(self) -> None:
+        self.has_more = False
+
+    def update_request(self, request: Request) -> Request | None:
+        if not self.has_more:
+            return None
+        return Request(request.method, request.path, {**request.params, "offset": str(self.offset)}, request.body)
+
+
+class FromIdPaginator:
+    """SunX: `from_id` = the largest id of the last page when paging `next` (oldest first); stops on a short page."""
+
+    def __init__(self, limit: int | None, id_field: str = "query_id") -> None:
+        self.limit = limit
+        self.id_field = id_field
+        self.from_id: int | None = None
+        self.has_more = True
+
+    def update_state(self, records: list[dict[str, Any]]) -> None:
+        seen = self.from_id
+        if not records:
+            self.has_more = False
+            return
+        self.from_id = max(int(r[self.id_field]) for r in records)
+        short = self.limit is not None and len(records) < self.limit
+        self.has_more = not short and self.from_id != seen
+
+    def update_body(self, request: Request) -> Request | None:
+        if not self.has_more or self.from_id is None:
+            return None
+        return Request(request.method, request.path, request.params, {**(request.body or {}), "from_id": self.from_id})
+
+
+# ---------------------------------------------------------------------------------------------------
+# The venue
+
+
+def _problem(value: Any, kind: str) -> str | None:
+    """Why `value` is not a valid `kind`, or None. Used only to pinpoint a bad record, never per row."""
+    if value is None:
+        return "is missing or null"
+    if kind == "int":
+        return None if isinstance(value, int) and not isinstance(value, bool) else f"is not an integer: {value!r}"
+    if kind in ("str", "rfc3339", "decimal"):
+        if not isinstance(value, str):
+            return f"is not text: {value!r}"
+        if kind == "str" and value == "":
+            return "is empty"
+    if kind == "ms":
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"is not a millisecond timestamp: {value!r}"
+        if not 0 <= value < 253402300800000:
+            return f"is out of range as a millisecond timestamp: {value!r}"
+    if kind == "decimal":
+        try:
+            d = Decimal(value)
+        except InvalidOperation:
+            return f"is not a decimal number: {value!r}"
+        if not d.is_finite():
+            return f"is not a finite decimal: {value!r}"
+        exp = d.as_tuple().exponent
+        if isinstance(exp, int) and exp < -18 and d != d.quantize(Decimal(1).scaleb(-18)):
+            return f"has more than 18 decimals: {value!r}"
+        if abs(d) >= Decimal(10) ** 20:
+            return f"does not fit decimal(38,18): {value!r}"
+    if kind == "rfc3339":
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return f"is not an RFC 3339 time: {value!r}"
+    return None
+
+
+class Venue:
+    """Base of the venue modules. Class attributes are the declarations; methods are overridden only
+    where the venue is particular."""
+
+    name: ClassVar[str]
+    dataset: ClassVar[str] = "ledger"
+    newest_first: ClassVar[bool] = False  # the venue lists entries newest first (engine reverses)
+    dedup_by_entry_id: ClassVar[bool] = False  # Pacifica: offsets shift while paging
+    max_window: ClassVar[timedelta | None] = None
+    retention: ClassVar[timedelta | None] = None
+    retention_text: ClassVar[str] = ""
+    default_page_size: ClassVar[int] = 100
+    max_page_size: ClassVar[int] = 100
+    rate_limit: ClassVar[RateLimit]
+    entry_types: ClassVar[dict[str, str]] = {}
+    bare_decimal_keys: ClassVar[tuple[str, ...]] = ()
+    entry_id_kind: ClassVar[str] = "str"  # "int" ids are cast to text
+    code_kind: ClassVar[str] = "str"
+    occurred_kind: ClassVar[str] = "ms"  # or "rfc3339"
+    # Chronological tie-break after the time: "id" (int(entry_id)) or "listing" (the venue's own order).
+    tie_break: ClassVar[str] = "id"
+    required: ClassVar[dict[str, str]] = {}  # record field -> kind, to name the field of a bad record
+
+    def __init__(self, account: AccountConfig, credentials: VenueCredentials, page_size: int | None = None) -> None:
+        self.account = account
+        self.credentials = credentials
+        size = int(page_size or credentials.extra.get("page_size") or self.default_page_size)
+        self.page_size = max(1, min(size, self.max_page_size))
+        self._quoter = bare_decimal_quoter(self.bare_decimal_keys)
+
+    # Windows and retention ------------------------------------------------------------------------
+
+    def retention_problem(self, interval: Interval, now: datetime) -> str | None:
+        if self.retention is not None and interval.start < now - self.retention:
+            return (
+                f"{self.name} keeps {self.retention_text} only: interval {interval} starts before "
+                f"{(now - self.retention).isoformat(timespec='seconds')}"
+            )
+        return None
+
+    def windows(self, interval: Interval) -> Iterator[Window]:
+        if self.max_window is None:
+            yield Window(interval)
+        else:
+            for part in interval.split(self.max_window):
+                yield Window(part)
+
+    def rate_limit_scope_key(self) -> str:
+        """What the venue counts requests against: its host for per-IP limits, else the API key."""
+        if self.rate_limit.scope == "ip":
+            return f"{self.name}|{self.credentials.base_url}"
+        return f"{self.name}|{self.credentials.base_url}|{self.credentials.api_key or self.account.account}"
+
+    # Requests -------------------------------------------------------------------------------------
+
+    def first_request(self, window: Window) -> Request:
+        raise NotImplementedError
+
+    def sign(self, request: Request, now: datetime) -> SignedRequest:
+        raise NotImplementedError
+
+    def parse(self, body: bytes) -> Any:
+        """JSON -> Python; bare decimal numbers are quoted first so they never pass through float."""
+        if self._quoter is not None:
+            body = self._quoter.sub(rb'\1"\2"', body)
+        return orjson.loads(body)
+
+    def check(self, status: int, payload: Any, headers: dict[str, str]) -> Reply:
+        raise NotImplementedError
+
+    def records(self, payload: Any) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def next_request(
+        self, request: Request, payload: Any, headers: dict[str, str], records: list[dict[str, Any]], window: Window
+    ) -> Request | None:
+        raise NotImplementedError
+
+    def stop_after(self, records: list[dict[str, Any]], window: Window) -> bool:
+        """Newest-first venues without a time filter: stop once the listing is older than the window."""
+        return False
+
+    # Rows -----------------------------------------------------------------------------------------
+
+    def columns(self, records: list[dict[str, Any]], out: LedgerColumns) -> None:
+        raise NotImplementedError
+
+    def record_problem(self, record: Any) -> tuple[str, str] | None:
+        """(field, reason) for the first thing wrong with a record, else None."""
+        if not isinstance(record, dict):
+            return ("<record>", f"is not a JSON object: {record!r}")
+        for name, kind in self.required.items():
+            why = _problem(record.get(name), kind)
+            if why:
+                return (name, why)
+        return None
+
+    # Helpers for venues ---------------------------------------------------------------------------
+
+    @staticmethod
+    def error_text(payload: Any, *keys: str) -> str:
+        if isinstance(payload, dict):
+            for k in keys:
+                v = payload.get(k)
+                if v not in (None, ""):
+                    return str(v)
+        return str(payload)[:300]
