@@ -39,6 +39,7 @@ def ledger_history(
     assets: Iterable[str] = ("USDT",),
     seed: int = 1,
     opening: Decimal = Decimal("1000"),
+    quiet_days: Iterable[int] = (),
 ) -> list[Row]:
     """A consistent history: per asset, each balance_after is the previous one plus the amount (exact)."""
     rng = random.Random(f"{venue}/{account}/{seed}")
@@ -47,6 +48,8 @@ def ledger_history(
     balance = {a: opening for a in assets}
     next_id = 1000
     for d in range(days):
+        if d in set(quiet_days):
+            continue
         day = start + timedelta(days=d)
         stamps = sorted(rng.randrange(0, 86_400_000_000) for _ in range(per_day))
         if per_day > 3:  # two entries at the very same instant, and one at exactly midnight
