@@ -144,8 +144,10 @@ def expected_reconciliation(data: dict[str, Any]) -> list[Row]:
                     if r["balance_before"] is not None
                     else (r["balance_after"] - r["amount"] if r["balance_after"] is not None else None)
                 )
-                if (r["balance_before"] is not None and r["balance_before"] + r["amount"] != r["balance_after"]) or (before is not None and previous_after is not None and before != previous_after):
-                    breaks += 1
+                given = r["balance_before"]
+                own_sum_wrong = given is not None and given + r["amount"] != r["balance_after"]
+                chain_broken = before is not None and previous_after is not None and before != previous_after
+                breaks += own_sum_wrong or chain_broken
                 previous_after = r["balance_after"]
             if reported:
                 first = day_rows[0]
