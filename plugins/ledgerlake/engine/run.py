@@ -6,9 +6,9 @@ the venue appends the records' values to column lists; every `batch_rows` rows t
 batch (vectorized casts, filtered to exactly [start, end) of the window) that is written as a row group.
 
 entry_seq needs the venue's chronological order. Oldest-first venues stream straight into the final
-files with a running counter. Newest-first venues (Coinbase, Pacifica) stream into a local spill file;
-at the end its row groups are read back last to first, each reversed and numbered, so memory holds one
-row group at a time whatever the interval's size.
+files with a running counter. Newest-first venues (Coinbase, Pacifica, and exchangeHubX, whose order is
+undocumented and found from the data) stream into a local spill file; at the end its row groups are read
+back last to first, each reversed and numbered, so memory holds one row group whatever the interval's size.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ledgerlake.engine.errors import BadRecordError, ExtractError, OrderError, R
 from ledgerlake.engine.http import Redactor, VenueHttp
 from ledgerlake.engine.ratelimit import limiter_for
 from ledgerlake.engine.raw import RawArchive
-from ledgerlake.engine.rows import BATCH_FIELDS, RowsError, decimals, ledger_batch, order_violation
+from ledgerlake.engine.rows import BATCH_FIELDS, LedgerBatch, RowsError, decimals, ledger_batch, order_violation
 from ledgerlake.engine.writer import PartitionedParquetWriter, Uploader
 from ledgerlake.interval import Interval, to_ms
 from ledgerlake.lake import Lake, Manifest, ManifestFile, manifest_key, quarantine_prefix
@@ -315,13 +315,13 @@ class Extraction:
     def _run_ledger(self, tmp: str) -> None:
         venue = self.venue
         writer = self._ledger_writer(tmp)
-        spill: pq.ParquetWriter | None = None
-        spill_path = os.path.join(tmp, "spill.parquet")
-        recent = _RecentIds(max(20 * venue.page_size, 20_000)) if venue.dedup_by_entry_id else None
+        self._spill: pq.ParquetWriter | None = None
+        self._spill_path = os.path.join(tmp, "spill.parquet")
+        self._direction: bool | None = venue.newest_first  # None: not documented, found from the data
         self._seq = 0
-        self._spilled = 0
+        self._rows_seen = 0
         self._last_key: tuple[int, int | None] | None = None
-        rows_total = 0
+        recent = _RecentIds(max(20 * venue.page_size, 20_000)) if venue.dedup_by_entry_id else None
         try:
             for window in venue.windows(self.interval):
                 start_us, end_us = to_ms(window.interval.start) * 1000, to_ms(window.interval.end) * 1000
@@ -342,20 +342,21 @@ class Extraction:
                     uris.extend([uri] * (len(cols) - before))
                     pages.append((page_no, records, uri))
                     if len(cols) >= self.options.batch_rows:
-                        rows_total, spill = self._flush(cols, uris, pages, start_us, end_us, writer, spill, spill_path)
+                        self._flush(cols, uris, pages, start_us, end_us, writer)
                         cols, uris, pages = LedgerColumns(), [], []
-                    self._progress(window, rows_total)
+                    self._progress(window, self._rows_seen)
                 if len(cols):
-                    rows_total, spill = self._flush(cols, uris, pages, start_us, end_us, writer, spill, spill_path)
-                self._progress(window, rows_total, force=True)
-            if spill is not None:
-                spill.close()
-                self._unspill(spill_path, writer)
+                    self._flush(cols, uris, pages, start_us, end_us, writer)
+                self._progress(window, self._rows_seen, force=True)
+            if self._spill is not None:
+                self._spill.close()
+                self._spill = None
+                self._unspill(self._spill_path, writer, reverse=self._direction is not False)
             writer.close()
         except BaseException:
             writer.abort()
-            if spill is not None:
-                spill.close()
+            if self._spill is not None:
+                self._spill.close()
             raise
         self.summary.rows["ledger"] = writer.rows
 
@@ -374,6 +375,20 @@ class Extraction:
                 values = getattr(cols, name)
                 values[before:] = [v for i, v in enumerate(values[before:], before) if i not in drop]
 
+    def _detect_direction(self, batch: LedgerBatch) -> bool | None:
+        """Newest first (True) or oldest first (False) from the first two entries with different keys."""
+        us, tie = batch.occurred_us, batch.tie
+        if self._last_key is not None:
+            us = np.concatenate(([self._last_key[0]], us))
+            if tie is not None:
+                tie = np.concatenate(([self._last_key[1] or 0], tie))
+        for i in range(1, len(us)):
+            if us[i] != us[0]:
+                return bool(us[i] < us[0])
+            if tie is not None and tie[i] != tie[0]:
+                return bool(tie[i] < tie[0])
+        return None
+
     def _flush(
         self,
         cols: LedgerColumns,
@@ -382,9 +397,7 @@ class Extraction:
         start_us: int,
         end_us: int,
         writer: PartitionedParquetWriter,
-        spill: pq.ParquetWriter | None,
-        spill_path: str,
-    ) -> tuple[int, pq.ParquetWriter | None]:
+    ) -> None:
         venue = self.venue
         try:
             batch = ledger_batch(venue, cols, uris, start_us, end_us)
@@ -392,33 +405,35 @@ class Extraction:
             self._bad_record(pages, f"column {exc.column}: {exc.reason}")
             raise AssertionError("unreachable") from None
         self.summary.outside_interval += batch.outside
-        for code, n in batch.unknown_codes.items():
+        for code, count in batch.unknown_codes.items():
             if code not in self.summary.unknown_codes:
                 log.warning("%s: unknown %s type code %r kept as entry_type 'other'", self.context, venue.name, code)
-            self.summary.unknown_codes[code] = self.summary.unknown_codes.get(code, 0) + n
-        bad = order_violation(batch.occurred_us, batch.tie, venue.newest_first, self._last_key)
-        if bad is not None:
-            ids = batch.table.column("entry_id")
-            raise OrderError(
-                f"{self.context}: {venue.name} listed entry {ids[bad].as_py()} out of its documented order "
-                f"({'newest' if venue.newest_first else 'oldest'} first by time"
-                f"{', then id' if batch.tie is not None else ''}); entry_seq cannot be assigned"
-            )
+            self.summary.unknown_codes[code] = self.summary.unknown_codes.get(code, 0) + count
+        if self._direction is None:
+            self._direction = self._detect_direction(batch)
+            if self._direction is not None:
+                log.info(
+                    "%s: %s lists entries %s first", self.context, venue.name, "newest" if self._direction else "oldest"
+                )
+        if self._direction is not None:
+            bad = order_violation(batch.occurred_us, batch.tie, self._direction, self._last_key)
+            if bad is not None:
+                ids = batch.table.column("entry_id")
+                raise OrderError(
+                    f"{self.context}: {venue.name} listed entry {ids[bad].as_py()} out of order "
+                    f"({'newest' if self._direction else 'oldest'} first by time"
+                    f"{', then id' if batch.tie is not None else ''}); entry_seq cannot be assigned"
+                )
         n = batch.table.num_rows
         if n:
-            self._last_key = (
-                int(batch.occurred_us[-1]),
-                int(batch.tie[-1]) if batch.tie is not None else None,
-            )
-        if venue.newest_first:
-            if n:
-                if spill is None:
-                    spill = pq.ParquetWriter(spill_path, batch.table.schema, compression="none")
-                spill.write_table(batch.table, row_group_size=max(n, 1))
-            self._spilled += n
-            return self._spilled, spill
-        writer.write(self._complete(batch.table))
-        return writer.rows, spill
+            self._last_key = (int(batch.occurred_us[-1]), int(batch.tie[-1]) if batch.tie is not None else None)
+        self._rows_seen += n
+        if self._direction is False and self._spill is None:
+            writer.write(self._complete(batch.table))  # oldest first: straight into the final files
+        elif n:
+            if self._spill is None:
+                self._spill = pq.ParquetWriter(self._spill_path, batch.table.schema, compression="none")
+            self._spill.write_table(batch.table, row_group_size=n)
 
     def _complete(self, table: pa.Table) -> pa.Table:
         """Add entry_seq (continuing the running count) and the run's constants."""
@@ -437,12 +452,15 @@ class Extraction:
             }
         )
 
-    def _unspill(self, path: str, writer: PartitionedParquetWriter) -> None:
-        """Newest-first rows back in chronological order: row groups last to first, each reversed."""
+    def _unspill(self, path: str, writer: PartitionedParquetWriter, reverse: bool) -> None:
+        """Spilled rows into the final files in chronological order; newest-first rows are read back row
+        group by row group, last to first, each reversed, so memory holds one row group."""
         spilled = pq.ParquetFile(path)
-        for i in range(spilled.num_row_groups - 1, -1, -1):
+        groups = range(spilled.num_row_groups - 1, -1, -1) if reverse else range(spilled.num_row_groups)
+        for i in groups:
             group = spilled.read_row_group(i)
-            group = group.take(pa.array(np.arange(group.num_rows - 1, -1, -1)))
+            if reverse:
+                group = group.take(pa.array(np.arange(group.num_rows - 1, -1, -1)))
             writer.write(self._complete(group))
 
     # Bad records ---------------------------------------------------------------------------------

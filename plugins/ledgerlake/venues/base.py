@@ -277,7 +277,8 @@ class Venue:
 
     name: ClassVar[str]
     dataset: ClassVar[str] = "ledger"
-    newest_first: ClassVar[bool] = False  # the venue lists entries newest first (engine reverses)
+    # The venue lists entries newest first (the engine reverses them); None: undocumented, found from the data.
+    newest_first: ClassVar[bool | None] = False
     dedup_by_entry_id: ClassVar[bool] = False  # Pacifica: offsets shift while paging
     max_window: ClassVar[timedelta | None] = None
     retention: ClassVar[timedelta | None] = None

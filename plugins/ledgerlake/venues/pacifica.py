@@ -50,7 +50,7 @@ class Pacifica(Venue):
     newest_first = True
     dedup_by_entry_id = True
     # 125 credits per rolling 60 s per IP (300 with an API key). What this GET costs is UNVERIFIED
-    # ("a heavy GET costs up to 12 credits"): `request_cost` defaults to 1 and is settable per connection.
+    # ("a heavy GET costs up to 12 credits"): `request_cost` defaults to that maximum, settable per connection.
     rate_limit = RateLimit(125, 60, scope="ip")
     rate_limit_with_key = RateLimit(300, 60, scope="ip")
     entry_types: ClassVar[dict[str, str]] = ENTRY_TYPES
@@ -72,7 +72,7 @@ class Pacifica(Venue):
         super().__init__(*args, **kwargs)
         if self.credentials.api_key:
             self.rate_limit = self.rate_limit_with_key  # type: ignore[misc]
-        self.request_cost = float(self.credentials.extra.get("request_cost", 1))
+        self.request_cost = float(self.credentials.extra.get("request_cost", 12))
         self.asset = str(self.account.options.get("settlement_asset", "USDC"))
 
     def first_request(self, window: Window) -> Request:
