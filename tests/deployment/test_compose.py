@@ -772,6 +772,28 @@ def test_lake_connection_from_compose_gives_the_minio_settings(
     assert settings.secret_access_key == env["LEDGERLAKE_S3_SECRET_ACCESS_KEY"]
 
 
+def test_deployment_accounts_are_the_sandbox_accounts_on_the_compose_connections(deployment: Deployment) -> None:
+    """include/docker/accounts.yaml lists what the venue-sandbox service serves, on connections compose defines."""
+    from ledgerlake.config import load_config
+    from ledgerlake.sandbox.options import SandboxOptions
+    from ledgerlake.sandbox.server import Sandbox
+
+    common = environment(deployment.doc["x-airflow-common"])
+    accounts_file = common["LEDGERLAKE_ACCOUNTS_FILE"]
+    assert accounts_file.startswith(PROJECT_MOUNTS["./include"] + "/")
+    path = ROOT / "include" / accounts_file.removeprefix(PROJECT_MOUNTS["./include"] + "/")
+    command = deployment.doc["services"]["venue-sandbox"]["command"]
+    seed, per_venue = int(command[command.index("--seed") + 1]), int(command[command.index("--accounts") + 1])
+
+    served = Sandbox(SandboxOptions(seed=seed, accounts_per_venue=per_venue)).accounts_config()["venues"]
+    configured = load_config(path)
+    assert set(configured) == set(VENUES)
+    for venue, venue_config in configured.items():
+        assert [a.account for a in venue_config.accounts] == [a["account"] for a in served[venue]["accounts"]]
+        for account in venue_config.accounts:
+            assert f"AIRFLOW_CONN_{account.conn_id.upper()}" in common, f"no connection {account.conn_id}"
+
+
 def test_dockerfile_lock_export_runs(deployment: Deployment, tmp_path: Path) -> None:
     """The Dockerfile's `uv export` line, run here on the files it copies: the locked Airflow, no dev tools."""
     uv = ROOT / ".tools/bin/uv"
