@@ -24,6 +24,8 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 from ledgerlake.lake import Lake, S3Settings  # noqa: E402
 
+pytest_plugins = ["ledgerlake.sandbox.pytest_plugin"]  # fixtures: sandbox, sandbox_factory
+
 
 def free_port() -> int:
     with socket.socket() as s:
