@@ -1,0 +1,196 @@
+"""Ledger and snapshot invariants, vectorized over Arrow with exact decimal arithmetic.
+
+Each invariant becomes a boolean column `invariant_<name>` aligned with the table it was computed on: true
+where the rule holds, false where it breaks, null where it does not apply. The expectation suites check those
+columns (so the invariants show up in the suite result and in Data Docs like any other expectation), and the
+`context` arrays (expected values) go into the offending rows of a failure report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ledgerlake.schema import DECIMAL
+
+# decimal128(38,18) + decimal128(38,18) would need precision 39, which decimal128 cannot hold. Narrowing to
+# (37,18) first keeps sums in decimal128 (fast); a value of 10^19 or more falls back to decimal256.
+_NARROW = pa.decimal128(37, 18)
+_WIDE = pa.decimal256(40, 18)
+
+
+@dataclass
+class Invariant:
+    column: str  # invariant_<name>
+    values: pa.Array  # bool: true holds, false broken, null not applicable
+    context: dict[str, pa.Array] = field(default_factory=dict)  # expected values shown with offending rows
+
+
+@dataclass
+class InvariantResult:
+    table: pa.Table  # the table, possibly reordered; invariant arrays are aligned with it
+    invariants: dict[str, Invariant] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _working_decimals(*columns: pa.ChunkedArray | pa.Array) -> list[pa.Array]:
+    arrays = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns]
+    try:
+        return [a.cast(_NARROW) for a in arrays]
+    except pa.ArrowInvalid:
+        return [a.cast(_WIDE) for a in arrays]
+
+
+def _shift_down(array: pa.Array) -> pa.Array:
+    """array[i-1] at position i; null at 0."""
+    if len(array) == 0:
+        return array
+    return pa.concat_arrays([pa.nulls(1, array.type), array.slice(0, len(array) - 1)])
+
+
+def _null_bools(n: int) -> pa.Array:
+    return pa.nulls(n, pa.bool_())
+
+
+def ledger_invariants(
+    table: pa.Table,
+    wanted: set[str],
+    previous_closing: Mapping[str, Decimal] | None,
+) -> InvariantResult:
+    """Sort by (asset, entry_seq), the venue's order per asset, and compute the wanted invariant columns:
+    invariant_balance_arithmetic, invariant_running_balance, invariant_previous_closing.
+
+    previous_closing: closing balance per asset of the previous interval, or None when it is unknown.
+    """
+    table = table.take(pc.sort_indices(table, [("asset", "ascending"), ("entry_seq", "ascending")]))
+    result = InvariantResult(table=table)
+    n = table.num_rows
+    if not wanted:
+        return result
+    amount, before, after = _working_decimals(table["amount"], table["balance_before"], table["balance_after"])
+    asset = table["asset"].combine_chunks()
+
+    if "invariant_balance_arithmetic" in wanted:
+        expected = pc.add(before, amount)
+        result.invariants["invariant_balance_arithmetic"] = Invariant(
+            "invariant_balance_arithmetic",
+            # a missing balance is caught by the not-null expectations; here only the sum is judged
+            pc.equal(expected, after),
+            {"expected_balance_after": expected},
+        )
+
+    if "invariant_running_balance" in wanted:
+        same_asset = pc.fill_null(pc.equal(asset, _shift_down(asset)), False)
+        prev_after = _shift_down(after)
+        expected = pc.add(prev_after, amount)
+        ok = pc.and_kleene(
+            pc.equal(expected, after),
+            pc.if_else(pc.is_null(before), True, pc.equal(before, prev_after)),
+        )
+        result.invariants["invariant_running_balance"] = Invariant(
+            "invariant_running_balance",
+            pc.if_else(same_asset, ok, _null_bools(n)),
+            {"previous_balance_after": prev_after, "expected_balance_after": expected},
+        )
+
+    if "invariant_previous_closing" in wanted:
+        first = pc.invert(pc.fill_null(pc.equal(asset, _shift_down(asset)), False))
+        assets_here = sorted(set(asset.filter(first).to_pylist())) if n else []
+        if previous_closing is None:
+            result.notes.append(
+                "continuity with the previous interval not checked: no previous closing balances were given"
+            )
+            closing_by_asset: dict[str, Decimal] = {}
+        else:
+            closing_by_asset = {a: previous_closing[a] for a in assets_here if a in previous_closing}
+            for a in assets_here:
+                if a not in previous_closing:
+                    result.notes.append(
+                        f"continuity with the previous interval skipped for asset {a}: "
+                        "no earlier closing balance in the warehouse"
+                    )
+        known = pa.array(sorted(closing_by_asset), pa.string())
+        starts = pc.and_(first, pc.is_in(asset, value_set=known)) if n else pa.array([], pa.bool_())
+        start_values = [closing_by_asset[a] for a in asset.filter(starts).to_pylist()]
+        (closing,) = _working_decimals(
+            pc.replace_with_mask(pa.nulls(n, DECIMAL), starts, pa.array(start_values, DECIMAL))
+            if start_values
+            else pa.nulls(n, DECIMAL)
+        )
+        closing = closing.cast(amount.type)
+        expected = pc.add(closing, amount)
+        ok = pc.and_kleene(
+            pc.equal(expected, after),
+            pc.if_else(pc.is_null(before), True, pc.equal(before, closing)),
+        )
+        result.invariants["invariant_previous_closing"] = Invariant(
+            "invariant_previous_closing",
+            pc.if_else(pc.is_null(closing), _null_bools(n), ok),
+            {"previous_closing": closing, "expected_balance_after": expected},
+        )
+    return result
+
+
+def _present(table: pa.Table, *columns: str) -> pa.Array:
+    mask = pa.array([True] * table.num_rows, pa.bool_())
+    for c in columns:
+        mask = pc.and_(mask, pc.is_valid(table[c].combine_chunks()))
+    return mask
+
+
+def _equal(a: pa.Array, b: pa.Array) -> pa.Array:
+    return pc.fill_null(pc.equal(a, b), False)
+
+
+def balance_snapshot_invariants(table: pa.Table) -> InvariantResult:
+    """Per snapshot_type: spot free + locked = total; margin net_asset = free + locked - borrowed - interest
+    = total; futures wallet_balance and margin_balance given, total = wallet_balance."""
+    n = table.num_rows
+    result = InvariantResult(table=table)
+    kind = table["snapshot_type"].combine_chunks()
+    free, locked, borrowed, interest, net, wallet, total = _working_decimals(
+        *(table[c] for c in ("free", "locked", "borrowed", "interest", "net_asset", "wallet_balance", "total"))
+    )
+    nulls = _null_bools(n)
+
+    spot_sum = pc.add(free, locked)
+    spot_ok = pc.and_(_present(table, "free", "locked"), _equal(spot_sum, total))
+    result.invariants["invariant_spot_free_locked"] = Invariant(
+        "invariant_spot_free_locked",
+        pc.if_else(pc.equal(kind, "spot"), spot_ok, nulls),
+        {"free_plus_locked": spot_sum},
+    )
+
+    margin_net = pc.subtract(pc.subtract(pc.add(free, locked), borrowed), interest)
+    margin_ok = pc.and_(
+        _present(table, "free", "locked", "borrowed", "interest", "net_asset"),
+        pc.and_(_equal(margin_net, net), _equal(net, total)),
+    )
+    result.invariants["invariant_margin_net_asset"] = Invariant(
+        "invariant_margin_net_asset",
+        pc.if_else(pc.equal(kind, "margin"), margin_ok, nulls),
+        {"free_plus_locked_minus_borrowed_minus_interest": margin_net},
+    )
+
+    futures_ok = pc.and_(_present(table, "wallet_balance", "margin_balance"), _equal(wallet, total))
+    result.invariants["invariant_futures_balances"] = Invariant(
+        "invariant_futures_balances",
+        pc.if_else(pc.equal(kind, "futures"), futures_ok, nulls),
+    )
+    return result
+
+
+def position_invariants(table: pa.Table) -> InvariantResult:
+    result = InvariantResult(table=table)
+    symbol = table["symbol"].combine_chunks()
+    ok = pc.fill_null(pc.greater(pc.utf8_length(symbol), 0), False)
+    for col in ("entry_price", "mark_price"):
+        values = table[col].combine_chunks()
+        not_negative = pc.fill_null(pc.greater_equal(values, pa.scalar(Decimal(0), values.type)), True)
+        ok = pc.and_(ok, not_negative)
+    result.invariants["invariant_position_well_formed"] = Invariant("invariant_position_well_formed", ok)
+    return result
