@@ -222,8 +222,9 @@ def test_sliding_window_limiter_never_exceeds_the_window() -> None:
     limiter = SlidingWindowLimiter(RateLimit(5, 0.2), margin_s=0.0)
     stamps = []
     for _ in range(12):
-        limiter.acquire(1)
+        _, ticket = limiter.acquire(1)
         stamps.append(time.monotonic())
+        limiter.settle(ticket)
     for i, t in enumerate(stamps):
         assert sum(1 for u in stamps[i:] if u - t < 0.2) <= 5
     assert stamps[-1] - stamps[0] >= 0.4

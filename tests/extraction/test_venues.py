@@ -97,8 +97,9 @@ def test_coinbase_signature_hand_computed() -> None:
 
 
 def test_sunx_signature_v2_hand_computed() -> None:
-    # printf 'POST\napi.sunx.io\n/sapi/v1/account/bill_record\nAccessKeyId=ak-test-1&SignatureMethod=HmacSHA256&
-    #   SignatureVersion=2&Timestamp=2025-09-16T07%3A16%3A15' | openssl dgst -sha256 -mac HMAC -macopt key:sk-test-secret -binary | base64
+    # printf 'POST\napi.sunx.io\n/sapi/v1/account/bill_record\nAccessKeyId=ak-test-1&SignatureMethod=HmacSHA256&'
+    #   'SignatureVersion=2&Timestamp=2025-09-16T07%3A16%3A15' |
+    #   openssl dgst -sha256 -mac HMAC -macopt key:sk-test-secret -binary | base64
     creds = VenueCredentials("https://API.sunx.io", "ak-test-1", "sk-test-secret")
     v = sunx.SunX(AccountConfig("sunx", "uid-1", "ledgerlake_sunx"), creds)
     req = Request("POST", sunx.PATH, {}, {"mar_acct": "USDT"})
@@ -318,3 +319,12 @@ def test_retention_limits_are_named() -> None:
     assert "month" in venue("binance").retention_problem(Interval.parse("2026-10-01", "2026-10-02"), now)
     assert venue("binance").retention_problem(Interval.parse("2026-11-10", "2026-11-11"), now) is None
     assert venue("coinbase", currency="USD").retention_problem(old, now) is None
+
+
+def test_paginators_keep_the_request_cost() -> None:
+    v = venue("pacifica", account="w")
+    w = Window(Interval.parse("2026-11-01", "2026-11-02"))
+    first = v.first_request(w)
+    full = [{"created_at": w.interval.end_ms}] * v.page_size
+    second = v.next_request(first, {"success": True, "data": full}, {}, full, w)
+    assert first.cost == 12 and second is not None and second.cost == 12

@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import re
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import urllib3
 
@@ -49,6 +51,8 @@ class Redactor:
 
     def __init__(self, secrets: list[str]) -> None:
         self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        with _RedactingFilter.lock:
+            _RedactingFilter.secrets.update(self.secrets)
 
     def __call__(self, text: str) -> str:
         for s in self.secrets:
@@ -61,6 +65,31 @@ class Redactor:
             if b in data:
                 data = data.replace(b, b"***")
         return data
+
+
+_SIGNED_PARAMS = re.compile(r"(AccessKeyId|Signature|signature|X-MBX-APIKEY)=[^&\s\"']+")
+
+
+class _RedactingFilter(logging.Filter):
+    """urllib3 logs request lines (with SunX's key and signatures in the query) at DEBUG level: strip them,
+    and any secret of a running extraction, before a handler sees the record."""
+
+    secrets: ClassVar[set[str]] = set()
+    lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        clean = _SIGNED_PARAMS.sub(r"\1=***", text)
+        for secret in list(self.secrets):
+            clean = clean.replace(secret, "***")
+        if clean != text:
+            record.msg, record.args = clean, ()
+        return True
+
+
+_URLLIB3_FILTER = _RedactingFilter()
+for _name in ("urllib3.connectionpool", "urllib3.connection", "urllib3.response", "urllib3.util.retry"):
+    logging.getLogger(_name).addFilter(_URLLIB3_FILTER)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -121,8 +150,9 @@ class VenueHttp:
     def fetch(self, request: Request) -> Page:
         attempt = 0
         while True:
+            ticket = None
             if self.limiter is not None:
-                waited = self.limiter.acquire(request.cost)
+                waited, ticket = self.limiter.acquire(request.cost)
                 self.stats.rate_limit_wait_s += waited
             signed = self.venue.sign(request, datetime.now(UTC))
             self.stats.requests += 1
@@ -137,10 +167,14 @@ class VenueHttp:
                     preload_content=True,
                 )
             except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if ticket is not None:
+                    self.limiter.settle(ticket)  # type: ignore[union-attr]
                 # Timeouts, refused or dropped connections, bodies shorter than Content-Length. The
                 # exception's text may hold the signed URL: only its class is reported.
                 reason = type(exc).__name__
             else:
+                if ticket is not None:
+                    self.limiter.settle(ticket)  # type: ignore[union-attr]
                 headers = {k.lower(): v for k, v in resp.headers.items()}
                 if self.limiter is not None and "x-mbx-used-weight-1m" in headers:
                     with contextlib.suppress(ValueError):

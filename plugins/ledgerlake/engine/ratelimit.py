@@ -3,6 +3,9 @@
 A sliding-window log rather than a token bucket: the venues count a rolling window ("72 per 3 s",
 "125 credits per 60 s"), and a bucket of capacity C refilled at L/W lets C + L requests through in one
 window, which a rolling counter refuses. The log lets exactly L units through any window of W seconds.
+Each request is logged at the moment its answer arrives (`settle`), which is no earlier than the venue
+counted it, so network latency can never make requests look further apart to us than to the venue. That
+also keeps fixed-window counters (Binance's minute, SunX's 3 s) within their budget.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ class SlidingWindowLimiter:
         self.limit = limit
         self.units = float(limit.units)
         self.window = float(limit.per_seconds) + margin_s  # margin: the venue's clock sees requests later
-        self._log: deque[tuple[float, float]] = deque()
+        self._log: deque[list[float]] = deque()  # [time, cost]
         self._used = 0.0
         self._lock = threading.Lock()
 
@@ -28,17 +31,18 @@ class SlidingWindowLimiter:
         while log and log[0][0] <= now - self.window:
             self._used -= log.popleft()[1]
 
-    def acquire(self, cost: float = 1.0) -> float:
-        """Block until `cost` fits in the window; returns the seconds waited."""
+    def acquire(self, cost: float = 1.0) -> tuple[float, list[float]]:
+        """Block until `cost` fits in the window; returns (seconds waited, ticket to `settle`)."""
         waited = 0.0
         with self._lock:
             while True:
                 now = time.monotonic()
                 self._expire(now)
                 if self._used + cost <= self.units or not self._log:
-                    self._log.append((now, cost))
+                    ticket = [now, cost]
+                    self._log.append(ticket)
                     self._used += cost
-                    return waited
+                    return waited, ticket
                 need = self._used + cost - self.units
                 freed, until = 0.0, now
                 for stamp, spent in self._log:
@@ -50,6 +54,11 @@ class SlidingWindowLimiter:
                 time.sleep(pause)
                 waited += pause
 
+    def settle(self, ticket: list[float]) -> None:
+        """The answer arrived: count the request from now, the latest moment the venue can have seen it."""
+        with self._lock:
+            ticket[0] = max(ticket[0], time.monotonic())
+
     def observe_used(self, used: float) -> None:
         """The venue says it has counted `used` units in its window (Binance X-MBX-USED-WEIGHT-1M): never
         believe we have spent less than that."""
@@ -57,7 +66,7 @@ class SlidingWindowLimiter:
             now = time.monotonic()
             self._expire(now)
             if used > self._used:
-                self._log.append((now, used - self._used))
+                self._log.append([now, used - self._used])
                 self._used = used
 
 

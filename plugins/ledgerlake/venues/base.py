@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -163,7 +163,7 @@ class CursorPaginator:
     def update_request(self, request: Request) -> Request | None:
         if not self.has_more or self.cursor is None:
             return None
-        return Request(request.method, request.path, {**request.params, self.param: self.cursor}, request.body)
+        return replace(request, params={**request.params, self.param: self.cursor})
 
 
 class HeaderCursorPaginator:
@@ -183,7 +183,7 @@ class HeaderCursorPaginator:
     def update_request(self, request: Request) -> Request | None:
         if not self.has_more or self.cursor is None:
             return None
-        return Request(request.method, request.path, {**request.params, self.param: self.cursor}, request.body)
+        return replace(request, params={**request.params, self.param: self.cursor})
 
 
 class OffsetPaginator:
@@ -204,7 +204,7 @@ class OffsetPaginator:
     def update_request(self, request: Request) -> Request | None:
         if not self.has_more:
             return None
-        return Request(request.method, request.path, {**request.params, "offset": str(self.offset)}, request.body)
+        return replace(request, params={**request.params, "offset": str(self.offset)})
 
 
 class FromIdPaginator:
@@ -228,7 +228,7 @@ class FromIdPaginator:
     def update_body(self, request: Request) -> Request | None:
         if not self.has_more or self.from_id is None:
             return None
-        return Request(request.method, request.path, request.params, {**(request.body or {}), "from_id": self.from_id})
+        return replace(request, body={**(request.body or {}), "from_id": self.from_id})
 
 
 # ---------------------------------------------------------------------------------------------------
