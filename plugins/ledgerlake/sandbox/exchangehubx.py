@@ -106,20 +106,21 @@ class ExchangeHubX(LedgerVenue):
             blk.times[j] // 1000,
         )
 
-    def item(self, account: str, pos: int, blk: Block, j: int) -> bytes:
-        cache = blk.cache.get(self.name)
-        if cache is None:
-            cache = blk.cache[self.name] = [b""] * len(blk)
-        data = cache[j]
-        if not data:
-            f = self._fields(account, pos, blk, j)
-            data = (
-                f'{{"id":{f[0]},"asset":"{f[1]}","change_type":{f[2]},"amount":"{f[3]}","balance_before":"{f[4]}",'
-                f'"balance_after":"{f[5]}","related_id":{f[6]},"related_type":{f[7]},'
-                f'"remark":{orjson.dumps(f[8]).decode()},"created_at":{f[9]}}}'
-            ).encode()
-            cache[j] = data
-        return data
+    def block_items(self, account: str, blk: Block) -> list[bytes]:
+        out = []
+        fields, dumps, first = self._fields, orjson.dumps, blk.first
+        for j in range(len(blk)):
+            f = fields(account, first + j, blk, j)
+            out.append(
+                (
+                    f'{{"id":{f[0]},"asset":"{f[1]}","change_type":{f[2]},"amount":"{f[3]}",'
+                    f'"balance_before":"{f[4]}","balance_after":"{f[5]}","related_id":{f[6]},'
+                    f'"related_type":{f[7]},"remark":'
+                ).encode()
+                + dumps(f[8])
+                + f',"created_at":{f[9]}}}'.encode()
+            )
+        return out
 
     def unified(self, account: str, pos: int, blk: Block, j: int) -> tuple[Any, ...]:
         f = self._fields(account, pos, blk, j)

@@ -14,12 +14,15 @@ only cost of serving a page is generating the blocks it touches.
 from __future__ import annotations
 
 import hashlib
-import random
+import threading
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import accumulate
+
+import numpy as np
 
 DAY_US = 86_400_000_000
 UNIX_EPOCH_ORD = date(1970, 1, 1).toordinal()
@@ -100,9 +103,17 @@ class Stream:
         nassets = len(model.assets)
         if per_day < nassets + 1:
             raise ValueError(f"entries_per_day must be more than {nassets}")
-        self._cum_kind = _cumulative([k.weight for k in model.kinds])
-        self._cum_asset = _cumulative(list(model.asset_weights))
+        self._cum_kind_np = np.array(_cumulative([k.weight for k in model.kinds]))
+        self._cum_asset_np = np.array(_cumulative(list(model.asset_weights)))
+        self._low = np.array([k.low for k in model.kinds])
+        self._high = np.array([k.high for k in model.kinds])
+        self._sign = np.array([k.sign for k in model.kinds], dtype=np.int64)
+        self._factor = np.array(model.asset_factor)
+        self._prec = np.array(model.precisions, dtype=np.int64)
+        self._credit = next(i for i, kd in enumerate(model.kinds) if kd.code == model.credit_code)
+        self._debit = next(i for i, kd in enumerate(model.kinds) if kd.code == model.debit_code)
         self._blocks: OrderedDict[tuple[int, int], Block] = OrderedDict()
+        self._lock = threading.Lock()
         self._cache_size = 96
         # Balance model per asset: opening balance at the anchor, daily drift, bound of g.
         self._b0 = [self._units(5e7 * f) for f in model.asset_factor]
@@ -184,19 +195,22 @@ class Stream:
     # --- generation -----------------------------------------------------------------------------------
     def block(self, day_ord: int, k: int) -> Block:
         key = (day_ord, k)
-        blk = self._blocks.get(key)
-        if blk is not None:
-            self._blocks.move_to_end(key)
-            return blk
+        with self._lock:  # the server thread and a test's truth() may share this stream
+            blk = self._blocks.get(key)
+            if blk is not None:
+                self._blocks.move_to_end(key)
+                return blk
         blk = self._generate(day_ord, k)
-        self._blocks[key] = blk
-        if len(self._blocks) > self._cache_size:
-            self._blocks.popitem(last=False)
+        with self._lock:
+            self._blocks[key] = blk
+            if len(self._blocks) > self._cache_size:
+                self._blocks.popitem(last=False)
         return blk
 
     def _generate(self, day_ord: int, k: int) -> Block:
+        """One block, vectorised with numpy where the values fit in 64 bits; exact Python ints for amounts."""
         m = self.model
-        rng = random.Random(h64(self.seed, self.key, day_ord, k))
+        rng = np.random.default_rng(h64(self.seed, self.key, day_ord, k))
         last = k == self.nblocks - 1
         n = self.per_day - k * self.block_size if last else self.block_size
         blk = Block(self.day_first(day_ord) + k * self.block_size)
@@ -205,84 +219,85 @@ class Stream:
         hi = day0 + DAY_US if last else lo + self.span
 
         # times: sorted uniform draws, the day's first entry exactly at midnight, some ties on purpose
-        width = hi - lo
-        times = sorted(lo + rng.randrange(width) for _ in range(n))
+        t = np.sort(rng.integers(lo, hi, n, dtype=np.int64))
         if k == 0:
-            times[0] = day0
-        for i in range(1, n):
-            r = rng.random()
-            prev = times[i - 1]
-            if r < m.dup_same_us:
-                times[i] = prev
-            elif r < m.dup_same_us + m.dup_same_ms:
-                times[i] = prev + rng.randrange(min(1000 - prev % 1000, hi - prev))
-            elif times[i] < prev:
-                times[i] = prev
-        blk.times = times
+            t[0] = day0
+        r = rng.random(n)
+        r[0] = 1.0
+        same_us = r < m.dup_same_us
+        same_ms = (r >= m.dup_same_us) & (r < m.dup_same_us + m.dup_same_ms)
+        t = np.maximum.accumulate(np.where(same_us, np.iinfo(np.int64).min, t))  # copy the predecessor's time
+        prev = np.concatenate((t[:1], t[:-1]))
+        room = np.minimum(1000 - prev % 1000, hi - prev)
+        t = np.where(same_ms, prev + (rng.random(n) * room).astype(np.int64), t)  # into the predecessor's ms
+        t = np.maximum.accumulate(t)
+        blk.times = t.tolist()
 
         nassets = len(m.assets)
         free = n - nassets
-        assets = [0] * n
-        kinds = [0] * n
-        amounts = [0] * n
-        sums = [0] * nassets
         nk = len(m.kinds)
-        whale_k = h64(self.seed, self.key, "whale", day_ord) % self.nblocks
-        whale_j = 1 + h64(self.seed, self.key, "whale-j", day_ord) % max(1, free - 1) if k == whale_k else -1
-        credit = next(i for i, kd in enumerate(m.kinds) if kd.code == m.credit_code)
-        debit = next(i for i, kd in enumerate(m.kinds) if kd.code == m.debit_code)
-        unit = self.unit
+        kinds_a = np.searchsorted(self._cum_kind_np, rng.random(free), side="right").clip(0, nk - 1)
+        if k == 0:  # every type code occurs every day, even in tiny ledgers
+            cover = min(nk, free - 1)
+            kinds_a[1 : 1 + cover] = (np.arange(cover) + day_ord) % nk
+        assets_a = np.searchsorted(self._cum_asset_np, rng.random(free), side="right").clip(0, nassets - 1)
+        low, high = self._low[kinds_a], self._high[kinds_a]
+        mag = 10 ** (low + rng.random(free) * (high - low)) * self._factor[assets_a]
+        micro = np.rint(mag * 1e6).astype(np.int64)
+        prec = self._prec[rng.integers(0, len(self._prec), free)]
+        coarse = prec < 6
+        micro = np.where(coarse, micro - micro % (10 ** (6 - np.minimum(prec, 6))), micro)
+        extra = (rng.random(free) * (10.0 ** np.maximum(prec - 6, 0))).astype(np.int64)
+        signs = self._sign[kinds_a]
+        signs = np.where(signs == 0, np.where(rng.random(free) < 0.5, 1, -1), signs)
         q = m.decimals
-        for j in range(free):
-            if j == whale_j:
-                # magnitudes past 10**12 with every decimal used; the block's balancing debit takes it back out
-                assets[j] = 0
-                kinds[j] = credit
-                amt = (10**12 + rng.randrange(9 * 10**12)) * unit + rng.randrange(unit)
-                amounts[j] = amt
-                sums[0] += amt
-                continue
-            a = _pick(self._cum_asset, rng.random())
-            # every type code occurs every day, even in tiny ledgers
-            ki = (j - 1 + day_ord) % nk if k == 0 and 1 <= j <= nk else _pick(self._cum_kind, rng.random())
-            kd = m.kinds[ki]
-            mag = 10 ** rng.uniform(kd.low, kd.high) * m.asset_factor[a]
-            amt = self._units(mag)
-            p = m.precisions[rng.randrange(len(m.precisions))]
-            if p > 6:
-                amt += rng.randrange(10 ** (p - 6)) * 10 ** (q - p)
-            elif p < 6:
-                amt -= amt % 10 ** (q - p)
-            if amt <= 0:
-                amt = 10 ** (q - min(p, q))
-            sign = kd.sign or (1 if rng.random() < 0.5 else -1)
-            amt *= sign
-            assets[j] = a
-            kinds[j] = ki
-            amounts[j] = amt
-            sums[a] += amt
-        # balancing entries, one per asset, make the block's net change exactly its share of the day's
+        scale6 = 10 ** (q - 6)
+        scale_p = [10 ** (q - p) if p > 6 else 0 for p in range(max(m.precisions) + 1)]
+        amounts = [
+            (mi * scale6 + ex * scale_p[p] or 10 ** (q - min(p, q))) * sg
+            for mi, ex, p, sg in zip(micro.tolist(), extra.tolist(), prec.tolist(), signs.tolist(), strict=True)
+        ]
+        assets = assets_a.tolist()
+        kinds = kinds_a.tolist()
+        aux = rng.integers(0, 2**62, n, dtype=np.int64).tolist()
+
+        whale_k = h64(self.seed, self.key, "whale", day_ord) % self.nblocks
+        if k == whale_k and free > 1:
+            # magnitudes past 10**12 with every decimal used; the block's balancing debit takes it back out
+            j = 1 + h64(self.seed, self.key, "whale-j", day_ord) % (free - 1)
+            big = h64(self.seed, self.key, "whale-amount", day_ord)
+            assets[j], kinds[j] = 0, self._credit
+            amounts[j] = (10**12 + big % (9 * 10**12)) * self.unit + (big * 7919) % self.unit
+
+        # running balances; then one balancing entry per asset makes the block's net change exactly its share
+        opening = [
+            self.day_open(day_ord, a) + k * (self.day_change(day_ord, a) // self.nblocks) for a in range(nassets)
+        ]
+        if nassets == 1:
+            before = list(accumulate(amounts, initial=opening[0]))
+            bal = [before.pop()]
+        else:
+            bal = list(opening)
+            before = [0] * free
+            for j in range(free):
+                a = assets[j]
+                before[j] = bal[a]
+                bal[a] += amounts[j]
         for a in range(nassets):
-            j = free + a
             total = self.day_change(day_ord, a)
             share = total // self.nblocks
             target = total - share * (self.nblocks - 1) if last else share
-            amt = target - sums[a]
-            assets[j] = a
-            kinds[j] = credit if amt > 0 else debit
-            amounts[j] = amt
-        # running balances
-        bal = [self.day_open(day_ord, a) + k * (self.day_change(day_ord, a) // self.nblocks) for a in range(nassets)]
-        before = [0] * n
-        for j in range(n):
-            a = assets[j]
-            before[j] = bal[a]
-            bal[a] += amounts[j]
+            amt = opening[a] + target - bal[a]
+            assets.append(a)
+            kinds.append(self._credit if amt > 0 else self._debit)
+            amounts.append(amt)
+            before.append(bal[a])
+            bal[a] += amt
         blk.assets = assets
         blk.kinds = kinds
         blk.amounts = amounts
         blk.before = before
-        blk.aux = [rng.getrandbits(62) for _ in range(n)]
+        blk.aux = aux
         return blk
 
 
@@ -296,22 +311,22 @@ def _cumulative(weights: list[float]) -> list[float]:
     return out
 
 
-def _pick(cum: list[float], r: float) -> int:
-    return min(bisect_right(cum, r), len(cum) - 1)
-
-
 def fmt_units(units: int, decimals: int, strip: bool = False, keep: int = 2) -> str:
     """Exact decimal text of an integer amount in units of 10**-decimals (no float anywhere)."""
-    sign = "-" if units < 0 else ""
-    whole, frac = divmod(abs(units), 10**decimals)
+    sign = ""
+    if units < 0:
+        sign, units = "-", -units
+    digits = str(units)
     if decimals == 0:
-        return f"{sign}{whole}"
-    text = f"{frac:0{decimals}d}"
+        return sign + digits
+    if len(digits) <= decimals:
+        digits = "0" * (decimals + 1 - len(digits)) + digits
+    frac = digits[-decimals:]
     if strip:
-        text = text.rstrip("0")
-        if len(text) < keep:
-            text = text + "0" * (keep - len(text))
-    return f"{sign}{whole}.{text}"
+        frac = frac.rstrip("0")
+        if len(frac) < keep:
+            frac += "0" * (keep - len(frac))
+    return f"{sign}{digits[:-decimals]}.{frac}"
 
 
 class Visibility:

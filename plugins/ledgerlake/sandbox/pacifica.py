@@ -101,19 +101,16 @@ class Pacifica(LedgerVenue):
             blk.times[j] // 1000,
         )
 
-    def item(self, account: str, pos: int, blk: Block, j: int) -> bytes:
-        cache = blk.cache.get(self.name)
-        if cache is None:
-            cache = blk.cache[self.name] = [b""] * len(blk)
-        data = cache[j]
-        if not data:
-            f = self._fields(account, pos, blk, j)
-            data = (
+    def block_items(self, account: str, blk: Block) -> list[bytes]:
+        out = []
+        fields, first = self._fields, blk.first
+        for j in range(len(blk)):
+            f = fields(account, first + j, blk, j)
+            out.append(
                 f'{{"amount":"{f[0]}","balance":"{f[1]}","pending_balance":"{f[2]}",'
-                f'"event_type":"{f[3]}","created_at":{f[4]}}}'
-            ).encode()
-            cache[j] = data
-        return data
+                f'"event_type":"{f[3]}","created_at":{f[4]}}}'.encode()
+            )
+        return out
 
     def unified(self, account: str, pos: int, blk: Block, j: int) -> tuple[Any, ...]:
         amount, balance, pending, kind, created = self._fields(account, pos, blk, j)

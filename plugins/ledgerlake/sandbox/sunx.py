@@ -140,21 +140,18 @@ class SunX(LedgerVenue):
             "USDT",
         )
 
-    def item(self, account: str, pos: int, blk: Block, j: int) -> bytes:
-        cache = blk.cache.get(self.name)
-        if cache is None:
-            cache = blk.cache[self.name] = [b""] * len(blk)
-        data = cache[j]
-        if not data:
-            f = self._fields(account, pos, blk, j)
+    def block_items(self, account: str, blk: Block) -> list[bytes]:
+        out = []
+        fields, first = self._fields, blk.first
+        for j in range(len(blk)):
+            f = fields(account, first + j, blk, j)
             # the amount is a bare JSON number written from exact text: 18.800000000000000000
-            data = (
+            out.append(
                 f'{{"id":{f[0]},"amount":{f[1]},"asset":"{f[2]}","query_id":{f[3]},"type":{f[4]},"ts":{f[5]},'
                 f'"contract_code":"{f[6]}","margin_account":"{f[7]}","face_margin_account":"{f[8]}",'
-                f'"trade_partition":"{f[9]}"}}'
-            ).encode()
-            cache[j] = data
-        return data
+                f'"trade_partition":"{f[9]}"}}'.encode()
+            )
+        return out
 
     def unified(self, account: str, pos: int, blk: Block, j: int) -> tuple[Any, ...]:
         f = self._fields(account, pos, blk, j)

@@ -212,6 +212,16 @@ class LedgerVenue(Venue):
         rows = [self.unified(account, pos, blk, j) for pos, blk, j in self.streams[account].walk(p0, max(p0, p1))]
         return truth_table(self.name, account, rows)
 
+    def item(self, account: str, pos: int, blk: Block, j: int) -> bytes:
+        """The entry as the venue's JSON text; a block's items are serialised together, once."""
+        cache = blk.cache.get(self.name)
+        if cache is None:
+            cache = blk.cache[self.name] = self.block_items(account, blk)
+        return cache[j]
+
+    def block_items(self, account: str, blk: Block) -> list[bytes]:
+        raise NotImplementedError
+
     def unified(self, account: str, pos: int, blk: Block, j: int) -> tuple[Any, ...]:
         """(entry_id, occurred_at_us, asset, amount, balance_before, balance_after, entry_type,
         venue_entry_type, reference_id, instrument, details) with decimals as exact text."""
@@ -255,24 +265,3 @@ def truth_table(venue: str, account: str, rows: list[tuple[Any, ...]]) -> pa.Tab
         pa.array(cols[10], pa.string()),
     ]
     return pa.Table.from_arrays(arrays, schema=TRUTH_SCHEMA)
-
-
-def iso_us(t_us: int) -> str:
-    """RFC 3339 with microseconds and Z, without datetime objects (hot path)."""
-    days, rem = divmod(t_us, 86_400_000_000)
-    d = _day_text(days)
-    secs, us = divmod(rem, 1_000_000)
-    h, rem_s = divmod(secs, 3600)
-    m, s = divmod(rem_s, 60)
-    return f"{d}T{h:02d}:{m:02d}:{s:02d}.{us:06d}Z"
-
-
-_DAY_TEXT: dict[int, str] = {}
-
-
-def _day_text(days: int) -> str:
-    text = _DAY_TEXT.get(days)
-    if text is None:
-        text = datetime.fromtimestamp(days * 86_400, UTC).strftime("%Y-%m-%d")
-        _DAY_TEXT[days] = text
-    return text
