@@ -221,3 +221,17 @@ def comparable(rows: Iterable[Row], drop: Iterable[str] = ()) -> list[Row]:
 
 STABLE_DROP = (*RUN_COLUMNS, "entry_seq")  # what differs between partitions of different sizes
 __all__ = ["Q", "comparable", "sha256_hex"]
+
+
+def set_amount(history: list[Row], index: int, amount: Decimal) -> None:
+    """Change one entry's amount and shift the balances after it, so the history stays consistent."""
+    row = history[index]
+    delta = amount - row["amount"]
+    row["amount"] = amount
+    for later in history[index:]:
+        if later["asset"] != row["asset"]:
+            continue
+        if later["balance_after"] is not None:
+            later["balance_after"] += delta
+        if later is not row and later["balance_before"] is not None:
+            later["balance_before"] += delta

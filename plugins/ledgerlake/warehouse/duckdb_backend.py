@@ -14,18 +14,21 @@ import pyarrow as pa
 from ledgerlake.warehouse.base import Table, Warehouse, WarehouseError
 from ledgerlake.warehouse.settings import WarehouseSettings
 
-# DuckDB lets one process at a time open a file for writing; parallel Airflow tasks wait their turn.
+# DuckDB lets one process at a time open a file for writing (and readers in other processes only while
+# no process writes): parallel Airflow loads wait their turn; an analyst's query waits less.
 LOCK_WAIT_SECONDS = 300.0
+READ_LOCK_WAIT_SECONDS = 30.0
 
 
 class DuckDBWarehouse(Warehouse):
-    def __init__(self, settings: WarehouseSettings, read_only: bool = False, lock_wait: float = LOCK_WAIT_SECONDS):
+    def __init__(self, settings: WarehouseSettings, read_only: bool = False, lock_wait: float | None = None):
         super().__init__(settings)
         path = Path(settings.path or "")
         if read_only and not path.exists():
             raise WarehouseError(f"warehouse {settings.describe()} does not exist yet (nothing loaded?)")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = self._connect(path, read_only, lock_wait)
+        wait = lock_wait if lock_wait is not None else READ_LOCK_WAIT_SECONDS if read_only else LOCK_WAIT_SECONDS
+        self._con = self._connect(path, read_only, wait)
         self._con.execute("SET TimeZone = 'UTC'")
 
     def _connect(self, path: Path, read_only: bool, lock_wait: float) -> duckdb.DuckDBPyConnection:
@@ -35,8 +38,13 @@ class DuckDBWarehouse(Warehouse):
             try:
                 return duckdb.connect(str(path), read_only=read_only)
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                if "lock" not in str(exc).lower():
                     raise WarehouseError(f"cannot open warehouse {self.settings.describe()}: {exc}") from None
+                if time.monotonic() > deadline:
+                    raise WarehouseError(
+                        f"warehouse {self.settings.describe()} stayed locked by another process for {lock_wait:.0f}s "
+                        f"(a load running?): {' '.join(str(exc).split())}"
+                    ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
