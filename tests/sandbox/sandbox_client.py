@@ -265,3 +265,36 @@ def collect_sunx(base: str, acc: Any, start: datetime, end: datetime) -> list[di
         cursor = chunk_end
     items.sort(key=lambda it: (it["ts"], it["query_id"]))
     return with_seq([sunx_row(acc.account, it) for it in items])
+
+
+def binance_rows(account: str, vo: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    """Balance and position rows of one snapshot, per the contract."""
+    at, kind, data = from_ms(vo["updateTime"]), vo["type"], vo["data"]
+    base = {"venue": "binance", "account": account, "snapshot_type": kind, "snapshot_at": at}
+    empty = dict.fromkeys(("free", "locked", "borrowed", "interest", "net_asset", "wallet_balance", "margin_balance"))
+    balances, positions = [], []
+    if kind == "spot":
+        details = dumps({k: v for k, v in data.items() if k != "balances"})
+        for b in data["balances"]:
+            free, locked = Decimal(b["free"]), Decimal(b["locked"])
+            balances.append({**base, **empty, "asset": b["asset"], "free": free, "locked": locked,
+                             "total": free + locked, "details": details})  # fmt: skip
+    elif kind == "margin":
+        details = dumps({k: v for k, v in data.items() if k != "userAssets"})
+        for u in data["userAssets"]:
+            balances.append({**base, **empty, "asset": u["asset"], "free": Decimal(u["free"]),
+                             "locked": Decimal(u["locked"]), "borrowed": Decimal(u["borrowed"]),
+                             "interest": Decimal(u["interest"]), "net_asset": Decimal(u["netAsset"]),
+                             "total": Decimal(u["netAsset"]), "details": details})  # fmt: skip
+    else:
+        details = dumps({k: v for k, v in data.items() if k not in ("assets", "position")})
+        for a in data["assets"]:
+            balances.append({**base, **empty, "asset": a["asset"], "wallet_balance": Decimal(a["walletBalance"]),
+                             "margin_balance": Decimal(a["marginBalance"]), "total": Decimal(a["walletBalance"]),
+                             "details": details})  # fmt: skip
+        for p in data["position"]:
+            positions.append({"venue": "binance", "account": account, "snapshot_at": at, "symbol": p["symbol"],
+                              "position_amt": Decimal(p["positionAmt"]), "entry_price": Decimal(p["entryPrice"]),
+                              "mark_price": Decimal(p["markPrice"]),
+                              "unrealized_profit": Decimal(p["unRealizedProfit"])})  # fmt: skip
+    return balances, positions

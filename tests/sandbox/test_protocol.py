@@ -14,6 +14,7 @@ import pytest
 from sandbox_client import (
     DOCS,
     binance_get,
+    binance_rows,
     call,
     coinbase_get,
     collect_coinbase,
@@ -263,30 +264,34 @@ def test_binance_windows_and_limits(sandbox_factory: Any) -> None:
     old = binance_get(base, acc, {"type": "SPOT", "startTime": ms(SANDBOX_NOW - timedelta(days=39)),
                                   "endTime": ms(SANDBOX_NOW - timedelta(days=29)), "limit": 30}).json()  # fmt: skip
     assert old["snapshotVos"] and min(v["updateTime"] for v in old["snapshotVos"]) >= ms(SANDBOX_NOW) - 30 * 86_400_000
-    # consistent with the truth and internally
+    # consistent with the truth (an independent mapping of the answers) and internally
     window = {"startTime": ms(DAY - timedelta(days=5)), "endTime": ms(DAY + timedelta(days=1)), "limit": 30}
     truth = sb.snapshot_truth(acc.account, Interval(DAY - timedelta(days=5), DAY + timedelta(days=1)))
-    got_bal, got_pos = 0, 0
+    got_bal: list[dict[str, Any]] = []
+    got_pos: list[dict[str, Any]] = []
     for kind in ("SPOT", "MARGIN", "FUTURES"):
         for vo in binance_get(base, acc, {"type": kind, **window}).json()["snapshotVos"]:
+            balances, positions = binance_rows(acc.account, vo)
+            got_bal += balances
+            got_pos += positions
             data = vo["data"]
-            if kind == "MARGIN":
-                for u in data["userAssets"]:
-                    parts = [Decimal(u[k]) for k in ("free", "locked", "borrowed", "interest")]
-                    assert Decimal(u["netAsset"]) == parts[0] + parts[1] - parts[2] - parts[3]
-                got_bal += len(data["userAssets"])
-            elif kind == "SPOT":
-                got_bal += len(data["balances"])
-            else:
-                for p in data["position"]:
-                    profit = (Decimal(p["markPrice"]) - Decimal(p["entryPrice"])) * Decimal(p["positionAmt"])
-                    assert abs(profit - Decimal(p["unRealizedProfit"])) < Decimal("0.00000001")
+            for u in data.get("userAssets", []):
+                parts = [Decimal(u[k]) for k in ("free", "locked", "borrowed", "interest")]
+                assert Decimal(u["netAsset"]) == parts[0] + parts[1] - parts[2] - parts[3]
+            for p in data.get("position", []):
+                profit = (Decimal(p["markPrice"]) - Decimal(p["entryPrice"])) * Decimal(p["positionAmt"])
+                assert abs(profit - Decimal(p["unRealizedProfit"])) < Decimal("0.00000001")
+            if kind == "FUTURES":
                 usdt = next(a for a in data["assets"] if a["asset"] == "USDT")
                 unreal = sum((Decimal(p["unRealizedProfit"]) for p in data["position"]), Decimal(0))
                 assert Decimal(usdt["marginBalance"]) == Decimal(usdt["walletBalance"]) + unreal
-                got_bal += len(data["assets"])
-                got_pos += len(data["position"])
-    assert (got_bal, got_pos) == (truth["snapshots/balances"].num_rows, truth["snapshots/positions"].num_rows)
+
+    def order(r: dict[str, Any]) -> tuple[str, ...]:
+        return (r.get("snapshot_type", ""), str(r["snapshot_at"]), r.get("asset") or r.get("symbol"))
+
+    assert sorted(got_bal, key=order) == sorted(truth["snapshots/balances"].to_pylist(), key=order)
+    assert sorted(got_pos, key=order) == sorted(truth["snapshots/positions"].to_pylist(), key=order)
+    assert len(got_bal) == 6 * 9 and got_pos
 
 
 def test_out_of_range_parameters_get_the_venues_error(sandbox: Sandbox) -> None:

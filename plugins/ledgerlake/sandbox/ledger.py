@@ -262,9 +262,10 @@ class Stream:
         aux = rng.integers(0, 2**62, n, dtype=np.int64).tolist()
 
         whale_k = h64(self.seed, self.key, "whale", day_ord) % self.nblocks
-        if k == whale_k and free > 1:
+        first_free = 1 + (nk if k == 0 else 0)  # not over the day's first entry or a covering type code
+        if k == whale_k and free > first_free:
             # magnitudes past 10**12 with every decimal used; the block's balancing debit takes it back out
-            j = 1 + h64(self.seed, self.key, "whale-j", day_ord) % (free - 1)
+            j = first_free + h64(self.seed, self.key, "whale-j", day_ord) % (free - first_free)
             big = h64(self.seed, self.key, "whale-amount", day_ord)
             assets[j], kinds[j] = 0, self._credit
             amounts[j] = (10**12 + big % (9 * 10**12)) * self.unit + (big * 7919) % self.unit
