@@ -84,6 +84,13 @@ def closing_of(rows: list[dict[str, Any]]) -> dict[str, Decimal]:
     return out
 
 
+def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """The rows as Arrow; a crafted null in a not-null column gets a nullable field (as a careless writer would)."""
+    nulls = {f.name for f in schema if not f.nullable and any(r[f.name] is None for r in rows)}
+    relaxed = pa.schema([f.with_nullable(True) if f.name in nulls else f for f in schema])
+    return pa.Table.from_pylist(rows, schema=relaxed)
+
+
 def write_partition(
     lake: Lake,
     venue: str,
@@ -96,7 +103,7 @@ def write_partition(
     files: list[ManifestFile] = []
     day = interval.start.strftime("%Y-%m-%d")
     for dataset, rows in datasets.items():
-        table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=DATASETS[dataset][0])
+        table = rows if isinstance(rows, pa.Table) else _table(rows, DATASETS[dataset][0])
         chunk = max(1, -(-table.num_rows // files_per_dataset))
         for no, start in enumerate(range(0, max(table.num_rows, 1), chunk)):
             part = table.slice(start, chunk)

@@ -6,6 +6,7 @@ Plain Python; Great Expectations is imported only when a suite runs.
 from ledgerlake.quality.partition import (
     CheckResult,
     PartitionNotFound,
+    QualityError,
     ValidationOutcome,
     data_docs_url,
     default_data_docs_dir,
@@ -16,6 +17,7 @@ from ledgerlake.quality.partition import (
 __all__ = [
     "CheckResult",
     "PartitionNotFound",
+    "QualityError",
     "ValidationOutcome",
     "data_docs_url",
     "default_data_docs_dir",

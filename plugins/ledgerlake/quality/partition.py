@@ -10,6 +10,7 @@ and writes the ValidationRecord the load trusts. Plain Python; knows nothing of 
 from __future__ import annotations
 
 import json
+import math
 import mimetypes
 import os
 import time
@@ -37,7 +38,7 @@ from ledgerlake.lake import (
     sha256_hex,
     write_validation,
 )
-from ledgerlake.quality.expectations import ExpectationRun, run_suite
+from ledgerlake.quality.expectations import ExpectationRun, ExpectationRunError, run_suite
 from ledgerlake.quality.invariants import (
     InvariantResult,
     balance_snapshot_invariants,
@@ -77,6 +78,10 @@ _ROW_COLUMNS = {
 
 class PartitionNotFound(LookupError):
     """The partition has no manifest in the lake (not extracted yet, or extracted elsewhere)."""
+
+
+class QualityError(RuntimeError):
+    """The gate could not decide (the warehouse or Great Expectations failed); says which partition."""
 
 
 def default_data_docs_dir() -> Path:
@@ -311,9 +316,16 @@ def _rows(table: pa.Table, mask: pa.Array, columns: list[str], context: dict[str
     return [{k: _text(v) for k, v in row.items()} for row in rows]
 
 
+def _missing(value: Any) -> bool:
+    """None, NaN, pandas NA or NaT: how GX reports a null."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
 def _value_mask(column: pa.ChunkedArray, values: list[Any]) -> pa.Array | None:
     """Rows whose value is one of GX's partial unexpected values (None: nulls)."""
-    present = [v for v in values if v is not None and v == v]  # v == v drops NaN
+    present = [v for v in values if not _missing(v)]
     mask = pc.is_null(column) if len(present) < len(values) else pa.array([False] * len(column))
     if present:
         try:
@@ -478,7 +490,12 @@ def validate_partition(
             continue
         rows[dataset] = table.num_rows
         if dataset == "ledger" and "invariant_previous_closing" in spec.invariant_columns and previous_closing:
-            previous = {a: Decimal(v) for a, v in previous_closing(venue, account, interval.start).items()}
+            try:
+                previous = {a: Decimal(v) for a, v in previous_closing(venue, account, interval.start).items()}
+            except Exception as exc:
+                raise QualityError(
+                    f"{venue}/{account} {interval}: reading the previous interval's closing balances failed: {exc}"
+                ) from exc
         if spec.no_balances_note():
             notes.append(spec.no_balances_note() or "")
         t = time.perf_counter()
@@ -487,7 +504,10 @@ def validate_partition(
         seconds[f"invariants {dataset}"] = time.perf_counter() - t
         t = time.perf_counter()
         frame = _frame(inv.table, inv)
-        run = run_suite(spec, frame, _parameters(spec, venue, account, interval, table), run_name, docs_dir)
+        try:
+            run = run_suite(spec, frame, _parameters(spec, venue, account, interval, table), run_name, docs_dir)
+        except ExpectationRunError as exc:
+            raise QualityError(f"{venue}/{account} {interval}: {exc}") from exc
         seconds[f"great_expectations {dataset}"] = time.perf_counter() - t
         runs.append(run)
         checks += _checks_from_run(run, inv.table, inv, dataset)
