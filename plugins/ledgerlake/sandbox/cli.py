@@ -138,7 +138,7 @@ def _truth(args: argparse.Namespace, options: SandboxOptions) -> int:
         else:
             tables = {"ledger": sandbox.truth(args.venue, args.account, interval)}
     except (ValueError, KeyError) as exc:
-        print(f"ledgerlake sandbox truth: {exc}", file=sys.stderr)
+        print(f"ledgerlake sandbox truth: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
     for dataset, table in tables.items():
         for row in table.to_pylist():
