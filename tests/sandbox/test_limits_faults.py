@@ -11,7 +11,10 @@ import urllib3
 from sandbox_client import (
     binance_get,
     coinbase_get,
+    collect_coinbase,
     collect_exchangehubx,
+    collect_pacifica,
+    collect_sunx,
     pacifica_get,
     sunx_post,
     xhx_get,
@@ -134,15 +137,25 @@ def test_flaky_profile_is_seeded(sandbox_factory: Any) -> None:
     assert first == run() and set(first) - {200}
 
 
-def test_dropped_entries_are_missing_from_the_api_but_not_from_truth(sandbox: Sandbox) -> None:
-    base, acc = sandbox.base_url("exchangehubx"), sandbox.accounts("exchangehubx")[0]
+COLLECTORS = {
+    "exchangehubx": collect_exchangehubx,
+    "coinbase": collect_coinbase,
+    "pacifica": collect_pacifica,
+    "sunx": collect_sunx,
+}
+
+
+@pytest.mark.parametrize("venue", sorted(COLLECTORS))
+def test_dropped_entries_are_missing_from_the_api_but_not_from_truth(sandbox: Sandbox, venue: str) -> None:
+    base, acc = sandbox.base_url(venue), sandbox.accounts(venue)[0]
     day = Interval(DAY, DAY + timedelta(days=1))
-    truth = sandbox.truth("exchangehubx", acc.account, day).to_pylist()
+    truth = sandbox.truth(venue, acc.account, day).to_pylist()
     lost = Interval(DAY + timedelta(hours=5), DAY + timedelta(hours=6))
-    hidden = sandbox.drop_entries("exchangehubx", acc.account, lost)
+    hidden = sandbox.drop_entries(venue, acc.account, lost)
     victim = truth[-1]["entry_id"]
-    assert sandbox.drop_entries("exchangehubx", acc.account, [victim]) == 1
-    got = collect_exchangehubx(base, acc, DAY, DAY + timedelta(days=1))
+    assert sandbox.drop_entries(venue, acc.account, [victim]) == 1
+    got = COLLECTORS[venue](base, acc, DAY, DAY + timedelta(days=1))
     got_ids = {r["entry_id"] for r in got}
     assert hidden > 0 and len(got) == len(truth) - hidden - 1 and victim not in got_ids
-    assert sandbox.truth("exchangehubx", acc.account, day).to_pylist() == truth
+    assert got_ids < {r["entry_id"] for r in truth}
+    assert sandbox.truth(venue, acc.account, day).to_pylist() == truth

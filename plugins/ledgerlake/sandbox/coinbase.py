@@ -104,6 +104,12 @@ class Coinbase(LedgerVenue):
         n, a = len(self.accounts), self.index[account]
         return -(-(value - ID_BASE - a) // n)
 
+    def pos_of_entry_id(self, account: str, entry_id: str) -> int | None:
+        if not entry_id.isdigit():
+            return None
+        pos, rest = divmod(int(entry_id) - ID_BASE - self.index[account], len(self.accounts))
+        return pos if rest == 0 else None
+
     # --- entry fields ---------------------------------------------------------------------------------
     @staticmethod
     def _details(kind: str, aux: int, amount: int, products: tuple[str, ...]) -> dict[str, str]:

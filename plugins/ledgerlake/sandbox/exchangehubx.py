@@ -85,6 +85,9 @@ class ExchangeHubX(LedgerVenue):
     def setup_account(self, index: int, acc: SandboxAccount) -> None:
         self.id_base[acc.account] = (index + 1) * 10**12
 
+    def pos_of_entry_id(self, account: str, entry_id: str) -> int | None:
+        return int(entry_id) - self.id_base[account] if entry_id.isdigit() else None
+
     # --- entry fields ---------------------------------------------------------------------------------
     def _fields(self, account: str, pos: int, blk: Block, j: int) -> tuple[Any, ...]:
         code = _CODES[blk.kinds[j]]

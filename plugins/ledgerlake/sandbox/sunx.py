@@ -113,6 +113,12 @@ class SunX(LedgerVenue):
         n, a = len(self.accounts), self.index[account]
         return (value - QUERY_ID_BASE - a) // n + 1
 
+    def pos_of_entry_id(self, account: str, entry_id: str) -> int | None:
+        if not entry_id.isdigit():
+            return None
+        pos, rest = divmod(int(entry_id) - QUERY_ID_BASE - self.index[account], len(self.accounts))
+        return pos if rest == 0 else None
+
     def retention_lo(self, account: str) -> int:
         oldest = self.state.horizon_us() - RETENTION_MS * 1000
         return max(self.views[account].lo, self.pos_at(account, oldest))

@@ -227,6 +227,10 @@ class LedgerVenue(Venue):
         venue_entry_type, reference_id, instrument, details) with decimals as exact text."""
         raise NotImplementedError
 
+    def pos_of_entry_id(self, account: str, entry_id: str) -> int | None:
+        """The position of an entry from its contract entry_id, where the id encodes it (None: unknown)."""
+        return None
+
     def drop(self, account: str, target: Interval | Iterable[str]) -> int:
         """Hide entries from the API (the venue "lost" them); returns how many positions were hidden."""
         view = self.views[account]
@@ -238,7 +242,15 @@ class LedgerVenue(Venue):
         wanted = set(target)
         lo, hi = self.bounds(account)
         hidden = 0
-        for pos, blk, j in self.streams[account].walk(lo, hi):
+        direct = [self.pos_of_entry_id(account, entry_id) for entry_id in wanted]
+        if all(p is not None for p in direct):  # ids that encode their position: no scan
+            for p in direct:
+                assert p is not None
+                if lo <= p < hi:
+                    view.drop(p, p + 1)
+                    hidden += 1
+            return hidden
+        for pos, blk, j in self.streams[account].walk(lo, hi):  # id-less venues: scan what the API shows
             if self.unified(account, pos, blk, j)[0] in wanted:
                 view.drop(pos, pos + 1)
                 hidden += 1
