@@ -114,7 +114,7 @@ class Stream:
         self._debit = next(i for i, kd in enumerate(model.kinds) if kd.code == model.debit_code)
         self._blocks: OrderedDict[tuple[int, int], Block] = OrderedDict()
         self._lock = threading.Lock()
-        self._cache_size = 96
+        self._cache_size = 24  # about 7 MB of generated and serialised entries per account at most
         # Balance model per asset: opening balance at the anchor, daily drift, bound of g.
         self._b0 = [self._units(5e7 * f) for f in model.asset_factor]
         self._drift = [self._units(250.0 * f) for f in model.asset_factor]
