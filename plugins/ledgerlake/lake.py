@@ -145,7 +145,7 @@ class Lake:
         from botocore.config import Config
 
         self.settings = settings
-        self._client = boto3.client(
+        self._client: Any = boto3.client(
             "s3",
             endpoint_url=settings.endpoint_url,
             region_name=settings.region,
