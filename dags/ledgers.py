@@ -55,9 +55,7 @@ for venue, venue_config in load_config().items():
         },
     ) as dag:
         extract = (
-            EXTRACT_OPERATORS[venue]
-            .partial(task_id="extract", pool=f"ledgerlake_{venue}")
-            .expand(account=accounts)
+            EXTRACT_OPERATORS[venue].partial(task_id="extract", pool=f"ledgerlake_{venue}").expand(account=accounts)
         )
         validate = ValidatePartitionOperator.partial(task_id="validate", venue=venue).expand(account=accounts)
         load = LoadWarehouseOperator(
