@@ -14,10 +14,8 @@ airflow users create --username "${AIRFLOW_ADMIN_USERNAME}" --password "${AIRFLO
   --role Admin --firstname ledgerlake --lastname admin --email "${AIRFLOW_ADMIN_USERNAME}@localhost"
 airflow users reset-password --username "${AIRFLOW_ADMIN_USERNAME}" --password "${AIRFLOW_ADMIN_PASSWORD}"
 
-# One pool per venue: the extraction tasks of a venue share its slots, whatever the account.
-for venue in "${VENUES[@]}"; do
-  airflow pools set "ledgerlake_${venue}" "${LEDGERLAKE_POOL_SLOTS}" "ledgerlake: concurrent extraction tasks on ${venue}"
-done
+# The pools the DAGs use, declared once in include/pools.json (one per venue, and the warehouse's).
+airflow pools import /opt/airflow/include/pools.json
 
 # Connections come from AIRFLOW_CONN_* variables (docker-compose.yaml); fail here, not in the first task,
 # if one does not parse. Only ids, types and hosts are printed.

@@ -61,3 +61,12 @@ def test_parsing_touches_no_network(monkeypatch) -> None:
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
     assert set(bag.dag_ids) >= EXPECTED
+
+
+def test_every_pool_a_task_uses_is_declared(dagbag) -> None:
+    """Pools are declared once, in include/pools.json, which the local runner and the compose init import."""
+    import json
+
+    declared = set(json.loads((ROOT / "include" / "pools.json").read_text()))
+    used = {task.pool for dag in dagbag.dags.values() for task in dag.tasks} - {"default_pool"}
+    assert used <= declared, used - declared

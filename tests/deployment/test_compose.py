@@ -482,7 +482,7 @@ def init_problems(d: Deployment) -> list[str]:
     m = re.search(r"^VENUES=\(([^)]*)\)", d.init_script, re.M)
     if not m or tuple(m.group(1).split()) != VENUES:
         problems.append(f"airflow-init.sh's VENUES is not ledgerlake.schema.VENUES {VENUES}")
-    for step in ("airflow db migrate", "airflow users create", 'airflow pools set "ledgerlake_${venue}"'):
+    for step in ("airflow db migrate", "airflow users create", "airflow pools import /opt/airflow/include/pools.json"):
         if step not in d.init_script:
             problems.append(f"airflow-init.sh does not run `{step}`")
     return problems
