@@ -155,11 +155,15 @@ def write_partition(
     for dataset, dataset_rows in by_dataset.items():
         schema, _ = DATASETS[dataset]
         time_column = "occurred_at" if dataset == "ledger" else "snapshot_at"
-        ordered = sorted(dataset_rows, key=lambda r: (r[time_column], int(r.get("entry_id", "0") or 0)))
+        given_seq = dataset == "ledger" and bool(dataset_rows) and "entry_seq" in dataset_rows[0]
+        if given_seq:  # ground truth: the venue's order is already in entry_seq
+            ordered = sorted(dataset_rows, key=lambda r: r["entry_seq"])
+        else:
+            ordered = sorted(dataset_rows, key=lambda r: (r[time_column], int(r.get("entry_id", "0") or 0)))
         out = []
         for seq, row in enumerate(ordered):
             row = dict(row)
-            if dataset == "ledger":
+            if dataset == "ledger" and not given_seq:
                 row["entry_seq"] = seq
             row["raw_uri"] = lake.uri(
                 f"raw/venue={venue}/account={account}/{interval.id}/page-{seq // 100:06d}.json.gz"

@@ -7,6 +7,7 @@ attached to a ticket or opened offline. Each chart has the exact figures behind 
 from __future__ import annotations
 
 import argparse
+import decimal
 import sys
 from collections import defaultdict
 from datetime import UTC, date, datetime
@@ -140,6 +141,12 @@ def badge(status: str) -> str:
 
 
 def render(data: dict[str, Any], source: str) -> str:
+    # Sums of decimal(38,18) values need more than Python's default 28 significant digits.
+    with decimal.localcontext(prec=80):
+        return _render(data, source)
+
+
+def _render(data: dict[str, Any], source: str) -> str:
     recon: list[Row] = data["reconciliation"]
     counts: dict[str, int] = defaultdict(int)
     for r in recon:
