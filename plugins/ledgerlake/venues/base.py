@@ -373,9 +373,13 @@ class Venue:
 
     @staticmethod
     def error_text(payload: Any, *keys: str) -> str:
+        """The venue's own error words; cheap on success answers (no rendering of a whole page)."""
         if isinstance(payload, dict):
             for k in keys:
                 v = payload.get(k)
                 if v not in (None, ""):
                     return str(v)
-        return str(payload)[:300]
+            return ""
+        if isinstance(payload, str | bytes):
+            return (payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload)[:300]
+        return ""

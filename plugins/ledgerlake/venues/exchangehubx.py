@@ -143,18 +143,14 @@ class ExchangeHubX(Venue):
         return self._pager.update_request(request)
 
     def columns(self, records: list[dict[str, Any]], out: LedgerColumns) -> None:
-        ids, occ, asset, amount = out.entry_id.append, out.occurred.append, out.asset.append, out.amount.append
-        before, after, code = out.balance_before.append, out.balance_after.append, out.venue_entry_type.append
-        ref, inst, det = out.reference_id.append, out.instrument.append, out.details.append
-        for r in records:
-            ids(r["id"])
-            occ(r["created_at"])
-            asset(r["asset"])
-            amount(r["amount"])
-            before(r["balance_before"])
-            after(r["balance_after"])
-            code(r["change_type"])
-            rid = r.get("related_id")
-            ref(str(rid) if rid else None)
-            inst(None)
-            det(details_json({k: v for k, v in r.items() if k not in _MAPPED}))
+        # One comprehension per column: the least Python work per record (the engine types them in batches).
+        out.entry_id += [r["id"] for r in records]
+        out.occurred += [r["created_at"] for r in records]
+        out.asset += [r["asset"] for r in records]
+        out.amount += [r["amount"] for r in records]
+        out.balance_before += [r["balance_before"] for r in records]
+        out.balance_after += [r["balance_after"] for r in records]
+        out.venue_entry_type += [r["change_type"] for r in records]
+        out.reference_id += [None if not rid else str(rid) for rid in [r.get("related_id") for r in records]]
+        out.instrument += [None] * len(records)
+        out.details += [details_json({k: v for k, v in r.items() if k not in _MAPPED}) for r in records]

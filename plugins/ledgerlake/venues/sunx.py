@@ -150,17 +150,14 @@ class SunX(Venue):
         return self._pager.update_body(request)
 
     def columns(self, records: list[dict[str, Any]], out: LedgerColumns) -> None:
-        ids, occ, asset, amount = out.entry_id.append, out.occurred.append, out.asset.append, out.amount.append
-        before, after, code = out.balance_before.append, out.balance_after.append, out.venue_entry_type.append
-        ref, inst, det = out.reference_id.append, out.instrument.append, out.details.append
-        for r in records:
-            ids(r["query_id"])
-            occ(r["ts"])
-            asset(r["asset"])
-            amount(r["amount"])
-            before(None)
-            after(None)
-            code(r["type"])
-            ref(None)
-            inst(r.get("contract_code") or None)
-            det(details_json({k: v for k, v in r.items() if k not in _MAPPED}))
+        # One comprehension per column: the least Python work per record (the engine types them in batches).
+        out.entry_id += [r["query_id"] for r in records]
+        out.occurred += [r["ts"] for r in records]
+        out.asset += [r["asset"] for r in records]
+        out.amount += [r["amount"] for r in records]
+        out.balance_before += [None] * len(records)
+        out.balance_after += [None] * len(records)
+        out.venue_entry_type += [r["type"] for r in records]
+        out.reference_id += [None] * len(records)
+        out.instrument += [r.get("contract_code") or None for r in records]
+        out.details += [details_json({k: v for k, v in r.items() if k not in _MAPPED}) for r in records]
