@@ -17,6 +17,7 @@ from ledgerlake.config import AccountConfig
 from ledgerlake.engine import (
     AuthError,
     BadRecordError,
+    BanError,
     ExtractOptions,
     RetentionError,
     TransientExtractError,
@@ -30,7 +31,7 @@ from ledgerlake.lake import Lake
 from ledgerlake.schema import LEDGER_SCHEMA
 from ledgerlake.venues.base import RateLimit
 
-from .stub import StubLedger, entries, serve
+from .stub import StubLedger, entries, serve, serve_fixed
 
 SECRET = "c2VjcmV0LXN0dWItc2VjcmV0LXZhbHVl"
 KEY = "stub-api-key-0001"
@@ -228,3 +229,39 @@ def test_sliding_window_limiter_never_exceeds_the_window() -> None:
     for i, t in enumerate(stamps):
         assert sum(1 for u in stamps[i:] if u - t < 0.2) <= 5
     assert stamps[-1] - stamps[0] >= 0.4
+
+
+def test_binance_418_stops_at_once_with_the_ban_end_time(lake: Lake) -> None:
+    body = b'{"code":-1003,"msg":"Way too much request weight used; IP banned until 1763640000000. Please use WS."}'
+    account = AccountConfig("binance", "binance-1", "ledgerlake_binance")
+    interval = Interval.parse("2026-11-18", "2026-11-19")
+    with serve_fixed(418, body, {"Retry-After": "120"}) as (url, seen), pytest.raises(BanError) as err:
+        extract("binance", account, creds(url), interval, lake, options=FAST)
+    assert len(seen) == 1 and err.value.until_ms == 1763640000000
+    assert "banned this IP until 2025-11-20T12:00:00+00:00" in str(err.value)
+    assert "signature" not in str(err.value) and SECRET not in str(err.value)
+
+
+def test_retry_after_is_honoured(lake: Lake) -> None:
+    import time
+
+    account = AccountConfig("binance", "binance-1", "ledgerlake_binance")
+    interval = Interval.parse("2026-11-18", "2026-11-19")
+    body = b'{"code":-1003,"msg":"Too many requests"}'
+    started = time.monotonic()
+    with serve_fixed(429, body, {"Retry-After": "0.3"}) as (url, seen), pytest.raises(TransientExtractError):
+        extract("binance", account, creds(url), interval, lake, options=FAST)
+    assert len(seen) == FAST.max_retries + 1
+    assert time.monotonic() - started >= 0.3 * FAST.max_retries  # the backoff alone would be ~0.1 s
+
+
+def test_a_clean_rerun_clears_the_quarantine_of_a_failed_one(lake: Lake, stub_rows: list[dict]) -> None:
+    rows = [dict(r) for r in stub_rows]
+    rows[5]["amount"] = "not-a-number"
+    interval = Interval.parse("2026-11-01T23:00:00Z", "2026-11-02T01:00:00Z")
+    with serve(StubLedger(rows)) as url, pytest.raises(BadRecordError):
+        extract("coinbase", ACCOUNT, creds(url), interval, lake, options=FAST)
+    assert list(lake.list_keys("quarantine/"))
+    with serve(StubLedger(stub_rows)) as url:
+        extract("coinbase", ACCOUNT, creds(url), interval, lake, options=FAST)
+    assert not list(lake.list_keys("quarantine/"))

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ledgerlake.config import AccountConfig
 from ledgerlake.engine.errors import BadRecordError, ExtractError, OrderError, RetentionError
@@ -238,6 +237,11 @@ class Extraction:
         )
         self._begin_uploads()
         s.manifest_key = self.lake.write_manifest(manifest)
+        # A clean run leaves no quarantine behind: records kept aside by an earlier failed attempt are resolved.
+        stale = list(self.lake.list_keys(quarantine_prefix(self.venue.name, self.account.account, self.interval)))
+        if stale:
+            self.lake.delete_keys(stale)
+            log.info("%s: removed %d quarantine record(s) of an earlier failed run", self.context, len(stale))
         total = sum(v for k, v in s.rows.items() if k != "raw")
         log.info(
             "%s: done: %d pages, rows %s, %.0f rows/s, %d requests, %d retries, %.1f s waiting for the rate limit, "
@@ -315,8 +319,9 @@ class Extraction:
     def _run_ledger(self, tmp: str) -> None:
         venue = self.venue
         writer = self._ledger_writer(tmp)
-        self._spill: pq.ParquetWriter | None = None
-        self._spill_path = os.path.join(tmp, "spill.parquet")
+        self._spill: pa.ipc.RecordBatchFileWriter | None = None
+        self._spill_file: pa.NativeFile | None = None
+        self._spill_path = os.path.join(tmp, "spill.arrow")
         self._direction: bool | None = venue.newest_first  # None: not documented, found from the data
         self._seq = 0
         self._rows_seen = 0
@@ -349,14 +354,13 @@ class Extraction:
                     self._flush(cols, uris, pages, start_us, end_us, writer)
                 self._progress(window, self._rows_seen, force=True)
             if self._spill is not None:
-                self._spill.close()
-                self._spill = None
+                self._close_spill()
                 self._unspill(self._spill_path, writer, reverse=self._direction is not False)
             writer.close()
         except BaseException:
             writer.abort()
             if self._spill is not None:
-                self._spill.close()
+                self._close_spill()
             raise
         self.summary.rows["ledger"] = writer.rows
 
@@ -432,8 +436,18 @@ class Extraction:
             writer.write(self._complete(batch.table))  # oldest first: straight into the final files
         elif n:
             if self._spill is None:
-                self._spill = pq.ParquetWriter(self._spill_path, batch.table.schema, compression="none")
-            self._spill.write_table(batch.table, row_group_size=n)
+                # Arrow IPC with LZ4: ten times cheaper to write and read back than Parquet, still compact.
+                self._spill_file = pa.OSFile(self._spill_path, "wb")
+                options = pa.ipc.IpcWriteOptions(compression="lz4")
+                self._spill = pa.ipc.new_file(self._spill_file, batch.table.schema, options=options)
+            self._spill.write_table(batch.table)
+
+    def _close_spill(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
+        if self._spill_file is not None:
+            self._spill_file.close()
+        self._spill, self._spill_file = None, None
 
     def _complete(self, table: pa.Table) -> pa.Table:
         """Add entry_seq (continuing the running count) and the run's constants."""
@@ -453,15 +467,16 @@ class Extraction:
         )
 
     def _unspill(self, path: str, writer: PartitionedParquetWriter, reverse: bool) -> None:
-        """Spilled rows into the final files in chronological order; newest-first rows are read back row
-        group by row group, last to first, each reversed, so memory holds one row group."""
-        spilled = pq.ParquetFile(path)
-        groups = range(spilled.num_row_groups - 1, -1, -1) if reverse else range(spilled.num_row_groups)
-        for i in groups:
-            group = spilled.read_row_group(i)
-            if reverse:
-                group = group.take(pa.array(np.arange(group.num_rows - 1, -1, -1)))
-            writer.write(self._complete(group))
+        """Spilled rows into the final files in chronological order; newest-first rows are read back batch
+        by batch, last to first, each reversed, so memory holds one batch whatever the interval's size."""
+        with pa.OSFile(path, "rb") as source:
+            spilled = pa.ipc.open_file(source)
+            count = spilled.num_record_batches
+            for i in range(count - 1, -1, -1) if reverse else range(count):
+                group = pa.Table.from_batches([spilled.get_batch(i)])
+                if reverse:
+                    group = group.take(pa.array(np.arange(group.num_rows - 1, -1, -1)))
+                writer.write(self._complete(group))
 
     # Bad records ---------------------------------------------------------------------------------
 

