@@ -166,7 +166,9 @@ def run_suite(
                 name=spec.gx_name,
                 validation_definitions=[definition],
                 actions=[UpdateDataDocsAction(name="data_docs", site_names=[SITE_NAME])],
-                result_format={"result_format": "SUMMARY", "partial_unexpected_count": PARTIAL_UNEXPECTED},
+                # BASIC still gives counts and partial unexpected values; SUMMARY adds index lists that GX builds
+                # by filtering the whole frame once per expectation (seconds per million rows).
+                result_format={"result_format": "BASIC", "partial_unexpected_count": PARTIAL_UNEXPECTED},
             )
         )
         try:
