@@ -1,0 +1,211 @@
+"""`make bench` = `python -m ledgerlake.bench [--quick] [--only throughput,memory,ratelimits,backfill]`.
+
+Writes results.json, results.md and throughput.png to include/benchmarks/ (a --quick run to a scratch
+directory unless --out is given; an --only run updates just its sections of an existing results.json), and
+prints the Markdown at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+SECTIONS = ("throughput", "memory", "ratelimits", "backfill")
+# The sandbox's fixed "now" for throughput, memory and rate limits: the data never depends on the day.
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
+
+log = logging.getLogger("ledgerlake.bench")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from ledgerlake.config import PROJECT_ROOT
+
+    p = argparse.ArgumentParser(prog="python -m ledgerlake.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="small sizes for a fast look (about 3 minutes)")
+    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    p.add_argument("--out", type=Path, help="results directory (default include/benchmarks; --quick: a temp dir)")
+    p.add_argument("--entries", type=int, help="entries per account-day (default 1,000,000; --quick 20,000)")
+    p.add_argument("--memory-days", default="1,10", help="interval lengths in days for the memory runs")
+    p.add_argument("--memory-venue", default="coinbase", help="venue of the memory runs (default: newest first)")
+    p.add_argument("--ratelimit-seconds", type=float, help="run length per venue (default 30; --quick 4)")
+    p.add_argument("--backfill-days", type=int, help="days to backfill (default 30; --quick 2)")
+    p.add_argument("--backfill-accounts", type=int, default=3, help="accounts per venue in the backfill")
+    p.add_argument("--backfill-entries", type=int, default=50, help="entries per account-day in the backfill")
+    p.add_argument("--backfill-timeout", type=float, default=1500, help="seconds before the backfill gives up")
+    p.add_argument(
+        "--pg",
+        default=os.environ.get("LEDGERLAKE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="PostgreSQL server DSN to create scratch databases on ('none' skips PostgreSQL)",
+    )
+    p.add_argument("--no-chart", action="store_true")
+    args = p.parse_args(argv)
+    args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        p.error(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
+    args.entries = args.entries or (20_000 if args.quick else 1_000_000)
+    args.ratelimit_seconds = args.ratelimit_seconds or (4.0 if args.quick else 30.0)
+    args.backfill_days = args.backfill_days or (2 if args.quick else 30)
+    if args.out is None:
+        args.out = (
+            Path(tempfile.gettempdir()) / "ledgerlake-bench-quick"
+            if args.quick
+            else PROJECT_ROOT / "include" / "benchmarks"
+        )
+    return args
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run_sections(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    from contextlib import ExitStack
+
+    from ledgerlake.bench.services import MotoProcess, SandboxProcess, scratch_database
+    from ledgerlake.interval import Interval
+    from ledgerlake.sandbox import SandboxOptions
+
+    errors: dict[str, str] = results.setdefault("errors", {})
+    day = Interval(NOW - timedelta(days=1), NOW)
+    memory_days = sorted(int(d) for d in args.memory_days.split(","))
+    needs_services = [s for s in args.sections if s != "backfill"]
+    with ExitStack() as stack:
+        if needs_services:
+            log.info("starting the sandbox (%s entries per account-day) and the S3 server", f"{args.entries:,}")
+            sandbox = stack.enter_context(
+                SandboxProcess(
+                    SandboxOptions(
+                        accounts_per_venue=1,
+                        days=max([*memory_days, 2]),
+                        entries_per_day=args.entries,
+                        rate_limits="off",
+                        now=NOW,
+                    )
+                )
+            )
+            moto = stack.enter_context(MotoProcess())
+        if "throughput" in args.sections:
+            from ledgerlake.bench import throughput
+
+            try:
+                with ExitStack() as pg:
+                    dsn = None if args.pg == "none" else pg.enter_context(scratch_database(args.pg, "warehouse"))
+                    results["throughput"] = throughput.run(sandbox, moto, day, NOW, dsn)
+                errors.pop("throughput", None)
+            except Exception:
+                errors["throughput"] = traceback.format_exc()[-3000:]
+                log.error("throughput failed:\n%s", errors["throughput"])
+        if "memory" in args.sections:
+            from ledgerlake.bench.memory import measure
+
+            try:
+                runs = []
+                for days in memory_days:
+                    job = {
+                        "venue": args.memory_venue,
+                        "account": vars(sandbox.account(args.memory_venue)),
+                        "credentials": {
+                            k: v
+                            for k, v in vars(sandbox.credentials(args.memory_venue)).items()
+                            if k in ("base_url", "api_key", "api_secret", "passphrase")
+                        },
+                        "s3": vars(moto.lake().settings),
+                        "start": (NOW - timedelta(days=days)).isoformat(),
+                        "end": NOW.isoformat(),
+                        "now": NOW.isoformat(),
+                    }
+                    log.info("memory: %s, %d day(s) in one interval", args.memory_venue, days)
+                    runs.append(measure(job))
+                    log.info("memory: %s", runs[-1])
+                results["memory"] = {"runs": runs}
+                errors.pop("memory", None)
+            except Exception:
+                errors["memory"] = traceback.format_exc()[-3000:]
+                log.error("memory failed:\n%s", errors["memory"])
+        if "ratelimits" in args.sections:
+            from ledgerlake.bench import ratelimits
+
+            try:
+                log.info(
+                    "rate limits: all venues at once, about %.0f s (Pacifica and Binance ~65 s)", args.ratelimit_seconds
+                )
+                results["ratelimits"] = ratelimits.run(sandbox, moto, args.entries, args.ratelimit_seconds, NOW, NOW)
+                errors.pop("ratelimits", None)
+            except Exception:
+                errors["ratelimits"] = traceback.format_exc()[-3000:]
+                log.error("rate limits failed:\n%s", errors["ratelimits"])
+    if "backfill" in args.sections:
+        from ledgerlake.bench import backfill
+
+        try:
+            results["backfill"] = backfill.run(
+                args.backfill_days, args.backfill_accounts, args.backfill_entries, args.backfill_timeout, log
+            )
+            errors.pop("backfill", None)
+        except Exception:
+            errors["backfill"] = traceback.format_exc()[-3000:]
+            log.error("backfill failed:\n%s", errors["backfill"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # Great Expectations' progress bars
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO)
+    args = parse_args(argv)
+    from ledgerlake.bench import report
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / "results.json"
+    results: dict[str, Any] = {}
+    partial = set(args.sections) != set(SECTIONS)
+    if partial and json_path.exists():
+        results = json.loads(json_path.read_text())  # keep the other sections of the last run
+    started = time.monotonic()
+    load_start = os.getloadavg()
+    run_sections(args, results)
+    results["meta"] = {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python -m ledgerlake.bench " + " ".join(sys.argv[1:] if argv is None else argv),
+        "sections_run": args.sections,
+        "quick": args.quick,
+        "entries_per_account_day": args.entries,
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "load_start": [round(x, 2) for x in load_start],
+        "load_end": [round(x, 2) for x in os.getloadavg()],
+        "seconds": round(time.monotonic() - started, 1),
+        "python": platform.python_version(),
+    }
+    if not results.get("errors"):
+        results.pop("errors", None)
+    json_path.write_text(json.dumps(results, indent=1, sort_keys=True, default=str) + "\n")
+    markdown = report.markdown(results)
+    (args.out / "results.md").write_text(markdown)
+    if "throughput" in results and not args.no_chart:
+        report.chart(results, args.out / "throughput.png")
+    print(markdown, flush=True)
+    print(f"results: {args.out}", flush=True)
+    return 1 if results.get("errors") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
