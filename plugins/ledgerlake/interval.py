@@ -10,7 +10,10 @@ from datetime import UTC, datetime, timedelta
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"interval bound {value.isoformat()} has no time zone; ledgerlake works in UTC")
-    return value.astimezone(UTC)
+    v = value.astimezone(UTC)
+    # A plain datetime even when Airflow hands over pendulum's subclass: its arithmetic differs
+    # (pendulum's Interval // timedelta fails), and the rest of ledgerlake is written for the stdlib type.
+    return datetime(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond, tzinfo=UTC)
 
 
 def parse_instant(text: str) -> datetime:
