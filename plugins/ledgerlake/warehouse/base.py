@@ -11,7 +11,7 @@ import io
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,6 +46,10 @@ class Table:
     @property
     def columns(self) -> list[str]:
         return list(self.schema.names)
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return DATASETS[self.dataset][1]
 
 
 TABLES = (
@@ -127,6 +131,24 @@ class Warehouse(ABC):
     @abstractmethod
     def _insert_arrow(self, table: Table, rows: pa.Table) -> None:
         """Bulk-insert rows (already in the table's Arrow schema) inside the open transaction."""
+
+    def _replace_rows(
+        self, table: Table, venue: str, account: str, interval: Interval, batches: Iterable[pa.Table]
+    ) -> tuple[int, int]:
+        """Inside the load's transaction: make the table's rows of (venue, account, interval) exactly `batches`.
+        Returns (rows replaced, rows written). This default deletes the range, then bulk-inserts."""
+        deleted = self._execute(
+            self._sql(
+                f"DELETE FROM {table.name} WHERE venue = ? AND account = ? "
+                f"AND {table.time_column} >= ? AND {table.time_column} < ?"
+            ),
+            [venue, account, interval.start, interval.end],
+        )
+        written = 0
+        for rows in batches:
+            self._insert_arrow(table, rows)
+            written += rows.num_rows
+        return deleted, written
 
     def _lock_partition(self, venue: str, account: str) -> None:
         """Serialise loads of one (venue, account) across processes (a no-op where the engine already does)."""
@@ -210,17 +232,14 @@ class Warehouse(ABC):
             with self._transaction():
                 self._lock_partition(venue, account)
                 for table in TABLES:
-                    deleted[table.name] = self._execute(
-                        self._sql(
-                            f"DELETE FROM {table.name} WHERE venue = ? AND account = ? "
-                            f"AND {table.time_column} >= ? AND {table.time_column} < ?"
-                        ),
-                        [venue, account, interval.start, interval.end],
+                    batches = (
+                        self._conform(table, key, data, expected_rows, venue, account, interval)
+                        for t, key, expected_rows, data in partition.files
+                        if t is table
                     )
-                for table, key, expected_rows, data in partition.files:
-                    rows = self._conform(table, key, data, expected_rows, venue, account, interval)
-                    self._insert_arrow(table, rows)
-                    inserted[table.name] += rows.num_rows
+                    deleted[table.name], inserted[table.name] = self._replace_rows(
+                        table, venue, account, interval, batches
+                    )
                 self._execute(
                     self._sql(
                         "DELETE FROM loads WHERE venue = ? AND account = ? AND interval_start = ? AND interval_end = ?"
@@ -242,8 +261,12 @@ class Warehouse(ABC):
                         datetime.now(UTC),
                     ],
                 )
-        except WarehouseError:
-            raise
+        except WarehouseError as exc:
+            if str(exc).startswith(("loading ", "refusing ")):  # already names the partition
+                raise
+            raise WarehouseError(
+                f"loading {where} into {self.settings.describe()} failed, nothing changed: {exc}"
+            ) from exc
         except Exception as exc:
             raise WarehouseError(
                 f"loading {where} into {self.settings.describe()} failed, nothing changed: {_one_line(exc)}"

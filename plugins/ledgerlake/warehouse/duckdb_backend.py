@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ledgerlake.interval import Interval
 from ledgerlake.warehouse.base import Table, Warehouse, WarehouseError
 from ledgerlake.warehouse.settings import WarehouseSettings
 
@@ -73,6 +74,83 @@ class DuckDBWarehouse(Warehouse):
             self._con.rollback()
             raise
         self._con.commit()
+
+    def _replace_rows(
+        self, table: Table, venue: str, account: str, interval: Interval, batches: Iterable[pa.Table]
+    ) -> tuple[int, int]:
+        """Same result as delete-then-insert, without churning the primary key's index.
+
+        DuckDB deletes and re-inserts of the same keys under a primary key cost about 15x a plain insert
+        (measured: 17 s against 1.1 s for 300k rows), and a re-run replaces every key it had. So: stage the
+        rows in an unindexed temporary table, delete the range's rows the new data no longer has, then insert
+        with ON CONFLICT DO UPDATE, which rewrites the rows already there in place. A key found outside the
+        interval would be moved silently by the upsert, so it is refused first, as the primary key would."""
+        keys = list(table.key)
+        staging = f"ledgerlake_staging_{table.name}"
+        self._con.execute(f"CREATE OR REPLACE TEMP TABLE {staging} AS SELECT * FROM {table.name} LIMIT 0")
+        try:
+            for rows in batches:
+                self._stage(staging, table, rows)
+            written = int(self._scalar(f"SELECT COUNT(*) FROM {staging}"))
+            if not written and not self._scalar(
+                f"SELECT COUNT(*) FROM {table.name} WHERE venue = ? AND account = ? "
+                f"AND {table.time_column} >= ? AND {table.time_column} < ?",
+                [venue, account, interval.start, interval.end],
+            ):
+                return 0, 0
+            key_list = ", ".join(keys)
+            twice = self._con.sql(
+                f"SELECT {key_list} FROM {staging} GROUP BY {key_list} HAVING COUNT(*) > 1 LIMIT 3"
+            ).fetchall()
+            if twice:
+                raise WarehouseError(f"{table.name}: the partition holds these keys ({key_list}) twice: {twice}")
+            joined = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+            elsewhere = self._con.sql(
+                f"SELECT {', '.join('t.' + k for k in keys)}, t.{table.time_column} FROM {table.name} t "
+                f"JOIN {staging} s ON {joined} "
+                f"WHERE NOT (t.{table.time_column} >= ? AND t.{table.time_column} < ?) LIMIT 3",
+                params=[interval.start, interval.end],
+            ).fetchall()
+            if elsewhere:
+                raise WarehouseError(
+                    f"{table.name}: keys ({key_list}) already loaded under another interval: {elsewhere}"
+                )
+            in_range = f"venue = ? AND account = ? AND {table.time_column} >= ? AND {table.time_column} < ?"
+            replaced = int(
+                self._scalar(
+                    f"SELECT COUNT(*) FROM {table.name} WHERE {in_range}",
+                    [venue, account, interval.start, interval.end],
+                )
+            )
+            self._con.execute(
+                f"DELETE FROM {table.name} t WHERE {in_range} "
+                f"AND NOT EXISTS (SELECT 1 FROM {staging} s WHERE {joined})",
+                [venue, account, interval.start, interval.end],
+            )
+            self._upsert_staged(table, staging)
+            return replaced, written
+        finally:
+            self._con.execute(f"DROP TABLE IF EXISTS {staging}")
+
+    def _stage(self, staging: str, table: Table, rows: pa.Table) -> None:
+        self._con.register("ledgerlake_incoming", rows)
+        try:
+            columns = ", ".join(table.columns)
+            self._con.execute(f"INSERT INTO {staging} ({columns}) SELECT {columns} FROM ledgerlake_incoming")
+        finally:
+            self._con.unregister("ledgerlake_incoming")
+
+    def _upsert_staged(self, table: Table, staging: str) -> None:
+        columns = ", ".join(table.columns)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in table.columns if c not in table.key)
+        self._con.execute(
+            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {staging} "
+            f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {updates}"
+        )
+
+    def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = self._con.sql(sql, params=list(params) if params else None).fetchall()
+        return rows[0][0] if rows else None
 
     def _insert_arrow(self, table: Table, rows: pa.Table) -> None:
         self._con.register("ledgerlake_incoming", rows)
