@@ -327,3 +327,27 @@ def test_secrets_appear_in_nothing_written(
     for i, secret in enumerate(secrets):
         leaks = [where for where, blob in blobs.items() if secret.encode() in blob]
         assert not leaks, f"secret #{i} written to {leaks}"
+
+
+@pytest.mark.parametrize("venue", LEDGER_VENUES)
+def test_an_interval_without_entries_still_gets_its_manifest(sandbox: Sandbox, lake: Lake, venue: str) -> None:
+    quiet = Interval.parse("2026-11-20T13:00:00Z", "2026-11-20T14:00:00Z")  # after the sandbox's now
+    summary = run(sandbox, lake, venue, quiet)
+    manifest = json.loads(lake.get_bytes(summary.manifest_key))
+    assert summary.rows["ledger"] == 0 and not [f for f in manifest["files"] if f["dataset"] == "ledger"]
+    assert manifest["files"]  # the raw pages that said "nothing" are kept
+
+
+def test_pacifica_cursor_paging_equals_the_truth(sandbox_factory: Callable[..., Sandbox], lake: Lake) -> None:
+    sb = sandbox_factory(pacifica_paging="cursor")
+    summary = run(sb, lake, "pacifica")
+    assert_ledger_equals_truth(sb, lake, "pacifica", summary, TWO_DAYS)
+
+
+def test_pacifica_rows_repeated_by_shifting_offsets_are_removed(
+    sandbox_factory: Callable[..., Sandbox], lake: Lake
+) -> None:
+    sb = sandbox_factory(faults=FaultSpec(arrivals=0.5, arrivals_count=7))
+    summary = run(sb, lake, "pacifica", page_size=50)
+    assert summary.duplicates_removed > 0
+    assert_ledger_equals_truth(sb, lake, "pacifica", summary, TWO_DAYS)
