@@ -265,3 +265,40 @@ def test_a_clean_rerun_clears_the_quarantine_of_a_failed_one(lake: Lake, stub_ro
     with serve(StubLedger(stub_rows)) as url:
         extract("coinbase", ACCOUNT, creds(url), interval, lake, options=FAST)
     assert not list(lake.list_keys("quarantine/"))
+
+
+def test_files_roll_at_file_rows_and_entry_seq_runs_on(lake: Lake, stub_rows: list[dict]) -> None:
+    interval = Interval.parse("2026-11-01T23:00:00Z", "2026-11-02T02:00:00Z")
+    options = ExtractOptions(**{**FAST.__dict__, "file_rows": 70, "batch_rows": 30})
+    with serve(StubLedger(stub_rows)) as url:
+        summary = extract("coinbase", ACCOUNT, creds(url), interval, lake, options=options)
+    manifest = json.loads(lake.get_bytes(summary.manifest_key))
+    ledger = [f for f in manifest["files"] if f["dataset"] == "ledger"]
+    assert len(ledger) >= 4 and all(f["rows"] <= 70 for f in ledger)
+    assert {f["key"].rsplit("-", 1)[1] for f in ledger} >= {"0000.parquet", "0001.parquet"}
+    table = read_ledger(lake, summary.manifest_key)
+    assert table.column("entry_seq").to_pylist() == list(range(table.num_rows))
+    assert table.column("entry_id").to_pylist() == [r["id"] for r in expected(stub_rows, interval)]
+
+
+def test_objects_are_written_with_server_side_encryption_when_asked(s3_settings, stub_rows: list[dict]) -> None:
+    from dataclasses import replace
+
+    lake = Lake(replace(s3_settings, sse="AES256"))
+    interval = Interval.parse("2026-11-01T23:00:00Z", "2026-11-02T00:00:00Z")
+    with serve(StubLedger(stub_rows)) as url:
+        extract("coinbase", ACCOUNT, creds(url), interval, lake, options=FAST)
+    keys = list(lake.list_keys(""))
+    assert any(k.endswith(".parquet") for k in keys) and any(k.endswith(".json.gz") for k in keys)
+    for key in keys:
+        assert lake.head(key).get("ServerSideEncryption") == "AES256", key
+
+
+def test_the_limiter_believes_the_venues_used_weight() -> None:
+    import time
+
+    limiter = SlidingWindowLimiter(RateLimit(10, 0.3), margin_s=0.0)
+    limiter.observe_used(9)  # Binance's X-MBX-USED-WEIGHT-1M says 9 of 10 are spent already
+    started = time.monotonic()
+    limiter.acquire(2)
+    assert time.monotonic() - started >= 0.25
