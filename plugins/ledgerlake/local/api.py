@@ -13,6 +13,7 @@ import httpx
 
 FINISHED_RUN_STATES = {"success", "failed"}
 FAILED_TI_STATES = {"failed", "upstream_failed"}
+FINISHED_TI_STATES = {"success", "failed", "upstream_failed", "skipped", "removed"}
 
 
 class AirflowApiError(RuntimeError):
@@ -30,7 +31,9 @@ class RunProgress:
     dag_id: str
     total: int
     states: dict[str, int]
-    running: tuple[str, ...]  # data intervals of the runs in progress, "YYYY-MM-DD"
+    running: tuple[str, ...]  # runs in progress: "YYYY-MM-DD task" (data interval start, task running now)
+    tasks_done: int = 0
+    tasks_total: int = 0
 
     @property
     def finished(self) -> int:
@@ -192,8 +195,23 @@ class AirflowClient:
             if state in FINISHED_RUN_STATES and (not r.get("end_date") or _instant(r["end_date"]) < created):
                 state = "queued"
             states[state] = states.get(state, 0) + 1
-        running = tuple(sorted(r["data_interval_start"][:10] for r in runs if r["state"] == "running"))
-        return RunProgress(backfill["dag_id"], len(runs), states, running)
+        running_runs = {r["dag_run_id"]: r["data_interval_start"][:10] for r in runs if r["state"] == "running"}
+        tasks_done = tasks_total = 0
+        now: dict[str, set[str]] = {run_id: set() for run_id in running_runs}
+        if runs:
+            tis = self.get(f"/dags/{backfill['dag_id']}/dagRuns/~/taskInstances", limit=1000)["task_instances"]
+            ours = {r["dag_run_id"] for r in runs}
+            for ti in tis:
+                if ti["dag_run_id"] not in ours:
+                    continue
+                tasks_total += 1
+                tasks_done += ti["state"] in FINISHED_TI_STATES
+                if ti["dag_run_id"] in now and ti["state"] in ("running", "queued", "up_for_retry"):
+                    now[ti["dag_run_id"]].add(ti["task_id"] + (" (retry)" if ti["state"] == "up_for_retry" else ""))
+        running = tuple(
+            sorted(f"{day} {'+'.join(sorted(now[run_id])) or 'scheduling'}" for run_id, day in running_runs.items())
+        )
+        return RunProgress(backfill["dag_id"], len(runs), states, running, tasks_done, tasks_total)
 
     def wait_for_backfills(
         self,

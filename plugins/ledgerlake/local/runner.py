@@ -48,7 +48,6 @@ class AirflowSetup:
     host: str = "127.0.0.1"
     api_port: int = 0  # 0: a free port
     connections: dict[str, dict[str, Any]] = field(default_factory=dict)  # conn_id -> JSON form
-    pools: dict[str, int] = field(default_factory=dict)  # pool name -> slots
     env: dict[str, str] = field(default_factory=dict)  # extra environment for every component
     parallelism: int = 8
     scheduled_runs: bool = True  # False: the scheduler only runs what is queued (backfills, triggers)

@@ -11,6 +11,7 @@ variables only; the account config the DAGs read is written into AIRFLOW_HOME (i
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,9 +48,13 @@ def warehouse_connection(target: str) -> dict[str, Any]:
     return conn
 
 
-def pools(slots_per_venue: int, warehouse_slots: int) -> dict[str, int]:
-    """One pool per venue (how many accounts of a venue are pulled at once) and one for warehouse loads."""
-    return {f"ledgerlake_{v}": slots_per_venue for v in VENUES} | {"ledgerlake_warehouse": warehouse_slots}
+POOLS_FILE = PROJECT_ROOT / "include" / "pools.json"
+
+
+def pools() -> dict[str, dict[str, Any]]:
+    """The pools every deployment has (include/pools.json): one per venue, one for warehouse loads."""
+    result: dict[str, dict[str, Any]] = json.loads(POOLS_FILE.read_text())
+    return result
 
 
 @dataclass
@@ -66,17 +71,11 @@ class StackOptions:
     api_port: int = 0
     s3_port: int = 0
     bucket: str = "ledgerlake"
-    pool_slots: int = 2
     parallelism: int = 6
     scheduled_runs: bool = False  # False: only backfills and manual runs (demo, tests)
     paused_at_creation: bool = False
     admin_password: str | None = None
     env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def warehouse_slots(self) -> int:
-        # DuckDB takes one writing process at a time; PostgreSQL loads lock per partition.
-        return 4 if self.warehouse.startswith(("postgresql://", "postgres://")) else 1
 
 
 class LocalStack:
@@ -129,7 +128,6 @@ class LocalStack:
             executor=o.executor,
             api_port=o.api_port,
             connections=connections,
-            pools=pools(o.pool_slots, o.warehouse_slots),
             env={ACCOUNTS_ENV: str(accounts_file), "LEDGERLAKE_WAREHOUSE": o.warehouse, **o.env},
             parallelism=o.parallelism,
             scheduled_runs=o.scheduled_runs,
@@ -144,8 +142,8 @@ class LocalStack:
         step("starting Airflow: " + ", ".join(components))
         self.airflow.start(components)
         step("setting pools and waiting for the DAGs to be parsed")
-        for name, slots in setup.pools.items():
-            self.client.set_pool(name, slots, "ledgerlake (set by ledgerlake.local)")
+        for name, pool in pools().items():
+            self.client.set_pool(name, int(pool["slots"]), str(pool.get("description", "")))
         self.client.wait_for_dags(self.dag_ids)
 
     def stop(self) -> None:
