@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -85,9 +86,9 @@ def pg_server_dsn() -> str:
     return dsn
 
 
-@pytest.fixture
-def pg_dsn(pg_server_dsn: str) -> Iterator[str]:
-    """A fresh database for one test, dropped afterwards."""
+@contextmanager
+def fresh_pg_database(pg_server_dsn: str) -> Iterator[str]:
+    """A new empty database on the server, dropped on exit; yields its DSN."""
     import psycopg
 
     name = f"ledgerlake_t_{uuid.uuid4().hex[:10]}"
@@ -99,3 +100,16 @@ def pg_dsn(pg_server_dsn: str) -> Iterator[str]:
     finally:
         with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_databases(pg_server_dsn: str) -> Callable[[], AbstractContextManager[str]]:
+    """For wider-scoped fixtures: `with pg_databases() as dsn:` gives a fresh database."""
+    return lambda: fresh_pg_database(pg_server_dsn)
+
+
+@pytest.fixture
+def pg_dsn(pg_server_dsn: str) -> Iterator[str]:
+    """A fresh database for one test, dropped afterwards."""
+    with fresh_pg_database(pg_server_dsn) as dsn:
+        yield dsn

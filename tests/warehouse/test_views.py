@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,8 +15,8 @@ from typing import Any
 import pytest
 from warehouse_lakedata import day_interval, in_interval, ledger_history, snapshot_history, write_partition
 
-from ledgerlake.lake import Lake
-from ledgerlake.warehouse import Warehouse
+from ledgerlake.lake import Lake, S3Settings
+from ledgerlake.warehouse import Warehouse, WarehouseSettings, open_warehouse
 from ledgerlake.warehouse.sql import SQL_DIR
 
 Row = dict[str, Any]
@@ -32,8 +36,38 @@ def utc_day(t: datetime) -> date:
     return t.astimezone(UTC).date()
 
 
-@pytest.fixture
-def loaded(lake: Lake, warehouse: Warehouse) -> dict[str, Any]:
+@dataclass
+class Views:
+    warehouse: Warehouse
+    data: dict[str, Any]
+
+
+@pytest.fixture(scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def views(
+    request: pytest.FixtureRequest, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Views]:
+    """Loaded once per backend for the whole module: the tests here only read."""
+    lake = Lake(
+        S3Settings(
+            bucket=f"views-{uuid.uuid4().hex[:10]}",
+            endpoint_url=s3_endpoint,
+            access_key_id="testing",
+            secret_access_key="testing",
+        )
+    )
+    lake.ensure_bucket()
+    with ExitStack() as stack:
+        if request.param == "duckdb":
+            settings = WarehouseSettings(kind="duckdb", path=str(tmp_path_factory.mktemp("views") / "wh.duckdb"))
+        else:
+            settings = WarehouseSettings(
+                kind="postgres", dsn=stack.enter_context(request.getfixturevalue("pg_databases")())
+            )
+        warehouse = stack.enter_context(open_warehouse(settings))
+        yield Views(warehouse, load_everything(lake, warehouse))
+
+
+def load_everything(lake: Lake, warehouse: Warehouse) -> dict[str, Any]:
     """Five venues' worth of partitions, loaded day by day; returns the rows as stored."""
     ledger: list[Row] = []
 
@@ -267,7 +301,8 @@ def keyed(rows: list[Row], *key: str) -> list[Row]:
     return sorted(rows, key=lambda r: tuple(str(r[k]) for k in key))
 
 
-def test_daily_balances(warehouse: Warehouse, loaded: dict[str, Any]) -> None:
+def test_daily_balances(views: Views) -> None:
+    warehouse, loaded = views.warehouse, views.data
     got = warehouse.query("SELECT * FROM daily_balances").to_pylist()
     expected = expected_daily_balances(loaded)
     assert keyed(got, "venue", "account", "asset", "day") == keyed(expected, "venue", "account", "asset", "day")
@@ -276,13 +311,15 @@ def test_daily_balances(warehouse: Warehouse, loaded: dict[str, Any]) -> None:
     assert coinbase[1]["closing_balance"] == coinbase[0]["closing_balance"]
 
 
-def test_daily_flows(warehouse: Warehouse, loaded: dict[str, Any]) -> None:
+def test_daily_flows(views: Views) -> None:
+    warehouse, loaded = views.warehouse, views.data
     got = warehouse.query("SELECT * FROM daily_flows").to_pylist()
     key = ("venue", "account", "asset", "day", "entry_type")
     assert keyed(got, *key) == keyed(expected_flows(loaded["ledger"]), *key)
 
 
-def test_fees_and_funding(warehouse: Warehouse, loaded: dict[str, Any]) -> None:
+def test_fees_and_funding(views: Views) -> None:
+    warehouse, loaded = views.warehouse, views.data
     got = warehouse.query("SELECT * FROM fees_and_funding").to_pylist()
     key = ("venue", "account", "asset", "day")
     expected = expected_fees_and_funding(loaded["ledger"])
@@ -290,7 +327,8 @@ def test_fees_and_funding(warehouse: Warehouse, loaded: dict[str, Any]) -> None:
     assert any(r["fees_paid"] > 0 for r in got) and any(r["funding_paid"] > 0 for r in got)
 
 
-def test_reconciliation(warehouse: Warehouse, loaded: dict[str, Any]) -> None:
+def test_reconciliation(views: Views) -> None:
+    warehouse, loaded = views.warehouse, views.data
     got = warehouse.query("SELECT * FROM reconciliation").to_pylist()
     key = ("venue", "account", "asset", "day")
     assert keyed(got, *key) == keyed(expected_reconciliation(loaded), *key)
@@ -306,7 +344,8 @@ def run_example(warehouse: Warehouse, name: str) -> list[Row]:
     return warehouse.query((EXAMPLES / f"{name}.sql").read_text()).to_pylist()
 
 
-def test_readme_example_fees_paid_last_month(warehouse: Warehouse, loaded: dict[str, Any]) -> None:
+def test_readme_example_fees_paid_last_month(views: Views) -> None:
+    warehouse, loaded = views.warehouse, views.data
     last_month_start = (THIS_MONTH - timedelta(days=1)).replace(day=1)
     sums: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO, ZERO])
     for r in loaded["ledger"]:
@@ -325,7 +364,8 @@ def test_readme_example_fees_paid_last_month(warehouse: Warehouse, loaded: dict[
     assert {r["venue"] for r in got} == {"exchangehubx", "coinbase", "pacifica", "sunx"}
 
 
-def test_readme_example_funding_by_day(warehouse: Warehouse, loaded: dict[str, Any]) -> None:
+def test_readme_example_funding_by_day(views: Views) -> None:
+    warehouse, loaded = views.warehouse, views.data
     sums: dict[tuple[Any, ...], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
     for r in loaded["ledger"]:
         if r["entry_type"] == "funding" and r["amount"] != 0:
@@ -338,7 +378,8 @@ def test_readme_example_funding_by_day(warehouse: Warehouse, loaded: dict[str, A
     assert run_example(warehouse, "funding_by_day") == expected
 
 
-def test_readme_example_balance_history(warehouse: Warehouse, loaded: dict[str, Any]) -> None:
+def test_readme_example_balance_history(views: Views) -> None:
+    warehouse, loaded = views.warehouse, views.data
     expected = [
         {k: b[k] for k in ("day", "venue", "account", "closing_balance", "source")}
         for b in expected_daily_balances(loaded)
@@ -349,13 +390,15 @@ def test_readme_example_balance_history(warehouse: Warehouse, loaded: dict[str, 
     assert {r["source"] for r in got} == {"balance_after", "running_sum", "snapshot"}
 
 
-def test_readme_example_reconciliation_problems(warehouse: Warehouse, loaded: dict[str, Any]) -> None:
+def test_readme_example_reconciliation_problems(views: Views) -> None:
+    warehouse = views.warehouse
     got = run_example(warehouse, "reconciliation_problems")
     assert [(r["venue"], r["day"]) for r in got] == [("pacifica", utc_day(D0) + timedelta(days=1))]
     assert got[0]["difference"] != 0 or got[0]["entry_breaks"] > 0
 
 
-def test_readme_example_flows_of_one_day(warehouse: Warehouse, loaded: dict[str, Any]) -> None:
+def test_readme_example_flows_of_one_day(views: Views) -> None:
+    warehouse, loaded = views.warehouse, views.data
     got = run_example(warehouse, "flows_of_one_day")
     yesterday = TODAY - timedelta(days=1)
     sums: dict[tuple[str, str, str], list[Any]] = defaultdict(lambda: [0, ZERO, ZERO, ZERO])
