@@ -40,21 +40,23 @@ class StubLedger:
         self.faults: list[str] = []  # consumed one per request: "500", "429", "truncate", "auth", "ok"
         self.requests = 0
         self.headers_seen: list[dict[str, str]] = []
+        self.ties_ascending = False  # list equal times by ascending id (the contract orders them descending here)
 
     def page(self, query: dict[str, list[str]]) -> tuple[list[dict[str, Any]], str | None]:
-        lo = query["start_date"][0]
-        hi = query["end_date"][0]
+        """Newest first as listed (rows are kept in time order), inclusive dates, `after` = an opaque
+        position cursor (so any listing order pages consistently)."""
+        lo, hi = ts(query["start_date"][0]), ts(query["end_date"][0])
         limit = int(query.get("limit", ["100"])[0])
-        after = int(query["after"][0]) if "after" in query else None
+        rows = [r for r in reversed(self.rows) if lo <= ts(r["created_at"]) <= hi]
+        if self.ties_ascending:
+            rows.sort(key=lambda r: (r["created_at"], -int(r["id"])), reverse=True)
+        start = int(query["after"][0].removeprefix("p")) if "after" in query else 0
+        picked = rows[start : start + limit]
+        return picked, (f"p{start + len(picked)}" if picked else None)
 
-        def ts(text: str) -> datetime:
-            return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
-        rows = [r for r in reversed(self.rows) if ts(lo) <= ts(r["created_at"]) <= ts(hi)]
-        if after is not None:
-            rows = [r for r in rows if int(r["id"]) < after]
-        picked = rows[:limit]
-        return picked, (picked[-1]["id"] if picked else None)
+def ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @contextmanager

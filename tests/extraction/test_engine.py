@@ -302,3 +302,32 @@ def test_the_limiter_believes_the_venues_used_weight() -> None:
     started = time.monotonic()
     limiter.acquire(2)
     assert time.monotonic() - started >= 0.25
+
+
+@pytest.mark.parametrize("batch_rows", [7, 50, 1000])
+def test_ties_listed_in_another_order_still_come_out_in_the_contract_order(
+    lake: Lake, stub_rows: list[dict], batch_rows: int
+) -> None:
+    stub = StubLedger(stub_rows)
+    stub.ties_ascending = True
+    interval = Interval.parse("2026-11-01T23:00:00Z", "2026-11-02T01:00:00Z")
+    options = ExtractOptions(**{**FAST.__dict__, "batch_rows": batch_rows})
+    with serve(stub) as url:
+        summary = extract("coinbase", ACCOUNT, creds(url), interval, lake, options=options)
+    table = read_ledger(lake, summary.manifest_key)
+    assert table.column("entry_id").to_pylist() == [r["id"] for r in expected(stub_rows, interval)]
+    assert table.column("entry_seq").to_pylist() == list(range(table.num_rows))
+
+
+def test_a_row_out_of_time_order_stops_the_run(lake: Lake, stub_rows: list[dict]) -> None:
+    from ledgerlake.engine import OrderError
+
+    rows = [dict(r) for r in stub_rows]
+    rows[10]["created_at"] = rows[300]["created_at"]  # listed far from where its time belongs
+    interval = Interval.parse("2026-11-01T23:00:00Z", "2026-11-02T03:00:00Z")
+    options = ExtractOptions(**{**FAST.__dict__, "batch_rows": 20})
+
+    stub = StubLedger(rows)  # lists by position: the misplaced row stays where it was
+    with serve(stub) as url, pytest.raises(OrderError, match="out of its order"):
+        extract("coinbase", ACCOUNT, creds(url), interval, lake, options=options)
+    assert not list(lake.list_keys("manifests/"))

@@ -325,7 +325,9 @@ class Extraction:
         self._direction: bool | None = venue.newest_first  # None: not documented, found from the data
         self._seq = 0
         self._rows_seen = 0
-        self._last_key: tuple[int, int | None] | None = None
+        self._last_key: tuple[int, int | None] | None = None  # listing-order check (ties kept as listed)
+        self._bound: tuple[int, int] | None = None  # (time, id) the next sorted chunk must lie beyond
+        self._carry: LedgerBatch | None = None  # rows of the last time seen, held for the next batch
         recent = _RecentIds(max(20 * venue.page_size, 20_000)) if venue.dedup_by_entry_id else None
         try:
             for window in venue.windows(self.interval):
@@ -350,8 +352,7 @@ class Extraction:
                         self._flush(cols, uris, pages, start_us, end_us, writer)
                         cols, uris, pages = LedgerColumns(), [], []
                     self._progress(window, self._rows_seen)
-                if len(cols):
-                    self._flush(cols, uris, pages, start_us, end_us, writer)
+                self._flush(cols, uris, pages, start_us, end_us, writer, final=True)
                 self._progress(window, self._rows_seen, force=True)
             if self._spill is not None:
                 self._close_spill()
@@ -379,19 +380,13 @@ class Extraction:
                 values = getattr(cols, name)
                 values[before:] = [v for i, v in enumerate(values[before:], before) if i not in drop]
 
-    def _detect_direction(self, batch: LedgerBatch) -> bool | None:
-        """Newest first (True) or oldest first (False) from the first two entries with different keys."""
-        us, tie = batch.occurred_us, batch.tie
-        if self._last_key is not None:
-            us = np.concatenate(([self._last_key[0]], us))
-            if tie is not None:
-                tie = np.concatenate(([self._last_key[1] or 0], tie))
-        for i in range(1, len(us)):
-            if us[i] != us[0]:
-                return bool(us[i] < us[0])
-            if tie is not None and tie[i] != tie[0]:
-                return bool(tie[i] < tie[0])
-        return None
+    @staticmethod
+    def _detect_direction(us: np.ndarray) -> bool | None:
+        """Newest first (True) or oldest first (False) from the first two entries with different times."""
+        if not len(us):
+            return None
+        differ = np.flatnonzero(us != us[0])
+        return None if not len(differ) else bool(us[differ[0]] < us[0])
 
     def _flush(
         self,
@@ -401,46 +396,117 @@ class Extraction:
         start_us: int,
         end_us: int,
         writer: PartitionedParquetWriter,
+        final: bool = False,
     ) -> None:
+        """One batch of a window: typed, filtered, put in chronological order, then written or spilled.
+
+        Venues ordering ties by id ("id" tie-break) get each batch sorted by (time, id), the contract's order,
+        whatever order the venue lists equal times in; the rows sharing the batch's last time are held back
+        for the next batch, so a group of equal times never straddles two batches. Between batches the
+        venue's order by time is checked: a row that belongs before rows already written stops the run.
+        """
         venue = self.venue
-        try:
-            batch = ledger_batch(venue, cols, uris, start_us, end_us)
-        except RowsError as exc:
-            self._bad_record(pages, f"column {exc.column}: {exc.reason}")
-            raise AssertionError("unreachable") from None
-        self.summary.outside_interval += batch.outside
-        for code, count in batch.unknown_codes.items():
-            if code not in self.summary.unknown_codes:
-                log.warning("%s: unknown %s type code %r kept as entry_type 'other'", self.context, venue.name, code)
-            self.summary.unknown_codes[code] = self.summary.unknown_codes.get(code, 0) + count
+        batch: LedgerBatch | None = None
+        if len(cols):
+            try:
+                batch = ledger_batch(venue, cols, uris, start_us, end_us)
+            except RowsError as exc:
+                self._bad_record(pages, f"column {exc.column}: {exc.reason}")
+                raise AssertionError("unreachable") from None
+            self.summary.outside_interval += batch.outside
+            for code, count in batch.unknown_codes.items():
+                if code not in self.summary.unknown_codes:
+                    log.warning(
+                        "%s: unknown %s type code %r kept as entry_type 'other'", self.context, venue.name, code
+                    )
+                self.summary.unknown_codes[code] = self.summary.unknown_codes.get(code, 0) + count
+        if self._carry is not None:
+            batch = self._carry if batch is None else self._concat(self._carry, batch)
+            self._carry = None
+        if batch is None or batch.table.num_rows == 0:
+            return
         if self._direction is None:
-            self._direction = self._detect_direction(batch)
-            if self._direction is not None:
-                log.info(
-                    "%s: %s lists entries %s first", self.context, venue.name, "newest" if self._direction else "oldest"
-                )
-        if self._direction is not None:
-            bad = order_violation(batch.occurred_us, batch.tie, self._direction, self._last_key)
+            self._direction = self._detect_direction(batch.occurred_us)
+            if self._direction is None and not final:
+                self._carry = batch  # all at one time so far: wait for a second time to tell the order
+                return
+            if self._direction is None:
+                self._direction = False  # one time only: the order of the rows is the id order
+            log.info(
+                "%s: %s lists entries %s first", self.context, venue.name, "newest" if self._direction else "oldest"
+            )
+        newest_first = self._direction
+        if venue.tie_break == "id" and batch.tie is not None:
+            chunk = self._sorted_chunk(batch, newest_first, final)
+        else:  # ties keep the venue's listing order (Pacifica): check it, then turn it chronological
+            bad = order_violation(batch.occurred_us, None, newest_first, self._last_key)
             if bad is not None:
-                ids = batch.table.column("entry_id")
-                raise OrderError(
-                    f"{self.context}: {venue.name} listed entry {ids[bad].as_py()} out of order "
-                    f"({'newest' if self._direction else 'oldest'} first by time"
-                    f"{', then id' if batch.tie is not None else ''}); entry_seq cannot be assigned"
-                )
-        n = batch.table.num_rows
-        if n:
-            self._last_key = (int(batch.occurred_us[-1]), int(batch.tie[-1]) if batch.tie is not None else None)
-        self._rows_seen += n
-        if self._direction is False and self._spill is None:
-            writer.write(self._complete(batch.table))  # oldest first: straight into the final files
-        elif n:
-            if self._spill is None:
-                # Arrow IPC with LZ4: ten times cheaper to write and read back than Parquet, still compact.
-                self._spill_file = pa.OSFile(self._spill_path, "wb")
-                options = pa.ipc.IpcWriteOptions(compression="lz4")
-                self._spill = pa.ipc.new_file(self._spill_file, batch.table.schema, options=options)
-            self._spill.write_table(batch.table)
+                self._order_error(batch.table.column("entry_id")[bad].as_py())
+            self._last_key = (int(batch.occurred_us[-1]), None)
+            chunk = batch.table
+            if newest_first:
+                chunk = chunk.take(pa.array(np.arange(chunk.num_rows - 1, -1, -1)))
+        if chunk is None or chunk.num_rows == 0:
+            return
+        self._rows_seen += chunk.num_rows
+        if newest_first is False and self._spill is None:
+            writer.write(self._complete(chunk))  # oldest first: straight into the final files
+            return
+        if self._spill is None:
+            # Arrow IPC with LZ4: ten times cheaper to write and read back than Parquet, still compact.
+            self._spill_file = pa.OSFile(self._spill_path, "wb")
+            options = pa.ipc.IpcWriteOptions(compression="lz4")
+            self._spill = pa.ipc.new_file(self._spill_file, chunk.schema, options=options)
+        # One record batch per chunk: the chunks are read back in reverse, never the rows inside one.
+        self._spill.write_batch(chunk.combine_chunks().to_batches()[0])
+
+    def _sorted_chunk(self, batch: LedgerBatch, newest_first: bool, final: bool) -> pa.Table | None:
+        """The batch's rows sorted by (time, id), minus the held-back group of the batch's last time."""
+        us, tie = batch.occurred_us, batch.tie
+        assert tie is not None
+        keep = np.ones(len(us), dtype=bool)
+        if not final:
+            edge = us.min() if newest_first else us.max()
+            hold = us == edge
+            if hold.all():
+                self._carry = batch
+                return None
+            self._carry = self._take(batch, np.flatnonzero(hold))
+            keep = ~hold
+        rows = np.flatnonzero(keep)
+        order = rows[np.lexsort((tie[rows], us[rows]))]
+        first = (int(us[order[0]]), int(tie[order[0]]))
+        last = (int(us[order[-1]]), int(tie[order[-1]]))
+        # Chunks come in the venue's listing order: each must lie wholly after (oldest first) or wholly
+        # before (newest first) every row already taken.
+        bound = self._bound
+        if bound is not None and (last >= bound if newest_first else first <= bound):
+            self._order_error(batch.table.column("entry_id")[int(order[-1] if newest_first else order[0])].as_py())
+        self._bound = first if newest_first else last
+        return batch.table.take(pa.array(order))
+
+    def _order_error(self, entry: Any) -> None:
+        raise OrderError(
+            f"{self.context}: {self.venue.name} listed entry {entry} out of its order by time "
+            f"({'newest' if self._direction else 'oldest'} first); entry_seq cannot be assigned"
+        )
+
+    @staticmethod
+    def _take(batch: LedgerBatch, idx: np.ndarray) -> LedgerBatch:
+        return LedgerBatch(
+            batch.table.take(pa.array(idx)),
+            batch.occurred_us[idx],
+            batch.tie[idx] if batch.tie is not None else None,
+            {},
+            0,
+        )
+
+    @staticmethod
+    def _concat(a: LedgerBatch, b: LedgerBatch) -> LedgerBatch:
+        tie = None if a.tie is None or b.tie is None else np.concatenate((a.tie, b.tie))
+        return LedgerBatch(
+            pa.concat_tables([a.table, b.table]), np.concatenate((a.occurred_us, b.occurred_us)), tie, {}, 0
+        )
 
     def _close_spill(self) -> None:
         if self._spill is not None:
@@ -467,16 +533,14 @@ class Extraction:
         )
 
     def _unspill(self, path: str, writer: PartitionedParquetWriter, reverse: bool) -> None:
-        """Spilled rows into the final files in chronological order; newest-first rows are read back batch
-        by batch, last to first, each reversed, so memory holds one batch whatever the interval's size."""
+        """Spilled chunks into the final files in chronological order. Each chunk is already in time order;
+        newest-first venues listed the chunks newest first, so they are read back last to first. Memory
+        holds one chunk whatever the interval's size."""
         with pa.OSFile(path, "rb") as source:
             spilled = pa.ipc.open_file(source)
             count = spilled.num_record_batches
             for i in range(count - 1, -1, -1) if reverse else range(count):
-                group = pa.Table.from_batches([spilled.get_batch(i)])
-                if reverse:
-                    group = group.take(pa.array(np.arange(group.num_rows - 1, -1, -1)))
-                writer.write(self._complete(group))
+                writer.write(self._complete(pa.Table.from_batches([spilled.get_batch(i)])))
 
     # Bad records ---------------------------------------------------------------------------------
 
