@@ -5,10 +5,13 @@ it (retries in engine.http); the venue checks the envelope; the body goes to the
 the venue appends the records' values to column lists; every `batch_rows` rows the lists become one Arrow
 batch (vectorized casts, filtered to exactly [start, end) of the window) that is written as a row group.
 
-entry_seq needs the venue's chronological order. Oldest-first venues stream straight into the final
-files with a running counter. Newest-first venues (Coinbase, Pacifica, and exchangeHubX, whose order is
-undocumented and found from the data) stream into a local spill file; at the end its row groups are read
-back last to first, each reversed and numbered, so memory holds one row group whatever the interval's size.
+entry_seq needs the contract's chronological order. Each batch is put in it (sorted by (time, id), or
+the venue's listing reversed for Pacifica, whose ties keep the venue's order), holding back the rows of
+the batch's last time so equal times never straddle two batches; the venue's order by time is checked
+between batches. Oldest-first venues then stream straight into the final files with a running counter.
+Newest-first venues (Coinbase, Pacifica, and exchangeHubX, whose order is undocumented and found from the
+data) stream their batches into a local LZ4 Arrow spill file, read back last batch first at the end and
+numbered, so memory holds one batch whatever the interval's size.
 """
 
 from __future__ import annotations
