@@ -55,6 +55,8 @@ class AirflowSetup:
     celery_broker_url: str | None = None  # with executor CeleryExecutor
     celery_result_backend: str | None = None  # SQLAlchemy URL; "db+" is added
     admin_password: str | None = None  # None: kept from the password file, or made up once
+    # Imported once by the components that fork task processes (scheduler, celery worker): see preload.py.
+    preload: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
@@ -224,10 +226,13 @@ class LocalAirflow:
                 "triggerer": ["triggerer"],
                 "celery-worker": ["celery", "worker", "--concurrency", str(self.setup.parallelism)],
             }[name]
+            command = self.airflow_command(*args)
+            if name in ("scheduler", "celery-worker") and self.setup.preload:
+                command = [sys.executable, "-m", "ledgerlake.local.preload", ",".join(self.setup.preload), *args]
             log_path = self.setup.logs_folder / f"{name}.out"
             log_file = log_path.open("a")
             process = subprocess.Popen(
-                self.airflow_command(*args),
+                command,
                 env=env,
                 cwd=self.setup.home,
                 stdin=subprocess.DEVNULL,

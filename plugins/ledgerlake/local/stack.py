@@ -29,6 +29,16 @@ from ledgerlake.schema import VENUES
 
 WAREHOUSE_CONN_ID = "ledgerlake_warehouse"
 S3_CONN_ID = "ledgerlake_s3"
+# What every ledgerlake task imports; loaded once in the processes tasks are forked from.
+TASK_MODULES = (
+    "ledgerlake.operators.extract",
+    "ledgerlake.operators.validate",
+    "ledgerlake.operators.load",
+    "ledgerlake.quality",
+    "ledgerlake.warehouse.duckdb_backend",
+    "ledgerlake.warehouse.postgres_backend",
+    "great_expectations",
+)
 
 
 def warehouse_connection(target: str) -> dict[str, Any]:
@@ -75,6 +85,7 @@ class StackOptions:
     scheduled_runs: bool = False  # False: only backfills and manual runs (demo, tests)
     paused_at_creation: bool = False
     admin_password: str | None = None
+    preload: bool = True  # import the tasks' modules once in the scheduler / celery worker (see preload.py)
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -135,6 +146,7 @@ class LocalStack:
             celery_broker_url=o.celery_broker_url,
             celery_result_backend=o.celery_result_backend,
             admin_password=o.admin_password,
+            preload=TASK_MODULES if o.preload else (),
         )
         self.airflow = LocalAirflow(setup)
         step("preparing Airflow's metadata database (airflow db migrate)")
