@@ -41,7 +41,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--backfill-days", type=int, help="days to backfill (default 30; --quick 2)")
     p.add_argument("--backfill-accounts", type=int, default=3, help="accounts per venue in the backfill")
     p.add_argument("--backfill-entries", type=int, default=50, help="entries per account-day in the backfill")
-    p.add_argument("--backfill-timeout", type=float, default=1500, help="seconds before the backfill gives up")
+    p.add_argument(
+        "--backfill-budget",
+        type=float,
+        help="seconds to let the backfill run before measuring what finished (default 480; --quick 240)",
+    )
     p.add_argument(
         "--pg",
         default=os.environ.get("LEDGERLAKE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"),
@@ -56,6 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.entries = args.entries or (20_000 if args.quick else 1_000_000)
     args.ratelimit_seconds = args.ratelimit_seconds or (4.0 if args.quick else 30.0)
     args.backfill_days = args.backfill_days or (2 if args.quick else 30)
+    args.backfill_budget = args.backfill_budget or (240.0 if args.quick else 480.0)
     if args.out is None:
         args.out = (
             Path(tempfile.gettempdir()) / "ledgerlake-bench-quick"
@@ -156,7 +161,7 @@ def run_sections(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
         try:
             results["backfill"] = backfill.run(
-                args.backfill_days, args.backfill_accounts, args.backfill_entries, args.backfill_timeout, log
+                args.backfill_days, args.backfill_accounts, args.backfill_entries, args.backfill_budget, log
             )
             errors.pop("backfill", None)
         except Exception:

@@ -211,7 +211,8 @@ def memory_md(m: dict[str, Any]) -> str:
             "",
             f"Growth from the smallest to the largest interval: {growth:+.1f} MiB "
             f"({runs[-1]['rows'] / max(runs[0]['rows'], 1):.0f}x the rows). Peak = VmHWM (/proc/self/status) of a "
-            "fresh child process that runs `extract()` (limits off) against the sandbox and S3 processes; not ru_maxrss, "
+            "fresh child process that runs `extract()` (limits off) against the sandbox and S3 processes; not "
+            "ru_maxrss, "
             "which Linux carries over from the parent's size at fork.",
         ]
     )
@@ -300,7 +301,21 @@ def backfill_md(b: dict[str, Any]) -> str:
             ["executor / metadata DB / warehouse", f"{b['executor']} / {b['metadata_db']} / {b['warehouse']}"],
             ["parallelism / pool slots", f"{b.get('parallelism')} / {b.get('pools')}"],
             ["task instances (states)", f"{b.get('task_instances')} ({b.get('ti_states')})"],
-            ["wall time: backfills created -> last task done", f"{_n(b.get('wall_s'))} s"],
+            [
+                "runs finished / total (within the time budget)",
+                f"{b.get('runs_finished')} / {b.get('runs_total')} in {_n(b.get('elapsed_s'))} s "
+                f"(budget {_n(b.get('budget_s'))} s)",
+            ],
+            [
+                "wall time: backfills created -> last task done",
+                f"{_n(b.get('wall_s'))} s"
+                + (
+                    ""
+                    if b.get("complete")
+                    else f" so far; whole backfill projected at {_n(b.get('projected_wall_s'))} s from the runs "
+                    "finished"
+                ),
+            ],
             ["Airflow start-up before that (db migrate, components, DAG parse)", f"{_n(b.get('stack_start_s'))} s"],
             [
                 "Airflow time per task instance: mean / median / p95",
