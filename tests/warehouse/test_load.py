@@ -323,3 +323,60 @@ def test_every_permutation_of_three_days_converges(lake: Lake, warehouse: Wareho
         seen.append(tables(warehouse))
     assert all(s == seen[0] for s in seen)
     assert len(seen[0]["ledger_entries"]) == 18
+
+
+LOAD_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from ledgerlake.interval import Interval
+    from ledgerlake.lake import Lake, S3Settings
+    from ledgerlake.warehouse import WarehouseSettings, open_warehouse
+
+    settings = WarehouseSettings.parse(sys.argv[1])
+    lake = Lake(S3Settings(bucket=sys.argv[2], endpoint_url=sys.argv[3], access_key_id="testing",
+                           secret_access_key="testing"))
+    with open_warehouse(settings) as wh:
+        for spec in sys.argv[4:]:
+            start, end = spec.split("/")
+            wh.load_partition(lake, "exchangehubx", "acct-c", Interval.parse(start, end))
+    """
+)
+
+
+@pytest.mark.slow  # three processes, each starting Python, boto3 and a database client
+def test_overlapping_loads_at_the_same_time_neither_fail_nor_duplicate(
+    lake: Lake, warehouse_settings: WarehouseSettings, tmp_path: Any
+) -> None:
+    """A backfill beside the scheduled runs: processes loading overlapping intervals at once. PostgreSQL
+    serialises them per account (advisory lock), DuckDB per file (one writing process at a time)."""
+    history = ledger_history("exchangehubx", "acct-c", D0, days=3, per_day=40, assets=("USDT",))
+    days = [day_interval(D0 + timedelta(days=d)) for d in range(3)]
+    wide = day_interval(D0, days=3)
+    for interval in [*days, wide]:
+        write_partition(lake, "exchangehubx", "acct-c", interval, in_interval(history, interval))
+    with open_warehouse(warehouse_settings):
+        pass  # the schema exists before the race starts
+    script = tmp_path / "load.py"
+    script.write_text(LOAD_SCRIPT)
+    target = warehouse_settings.path if warehouse_settings.kind == "duckdb" else warehouse_settings.dsn
+    s3 = lake.settings
+
+    def spec(i: Interval) -> str:
+        return f"{i.start.isoformat()}/{i.end.isoformat()}"
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(target), s3.bucket, str(s3.endpoint_url), *map(spec, specs)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        for specs in ([wide, wide, wide], [days[1], days[2], days[0]], [days[2], days[0], days[1]])
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    with open_warehouse(warehouse_settings) as wh:
+        loaded = wh.query("SELECT * FROM ledger_entries").to_pylist()
+    assert comparable(loaded, drop=STABLE_DROP) == comparable(history, drop=STABLE_DROP)
