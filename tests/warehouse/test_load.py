@@ -380,3 +380,30 @@ def test_overlapping_loads_at_the_same_time_neither_fail_nor_duplicate(
     with open_warehouse(warehouse_settings) as wh:
         loaded = wh.query("SELECT * FROM ledger_entries").to_pylist()
     assert comparable(loaded, drop=STABLE_DROP) == comparable(history, drop=STABLE_DROP)
+
+
+def test_rows_breaking_the_contract_roll_back_with_a_clear_error(lake: Lake, warehouse: Warehouse) -> None:
+    interval = day_interval(D0)
+    history = ledger_history("coinbase", "acct-n", D0, days=1, per_day=6, assets=("USD",))
+    write_partition(lake, "coinbase", "acct-n", interval, history)
+    warehouse.load_partition(lake, "coinbase", "acct-n", interval)
+    before = tables(warehouse)
+
+    nulls = [dict(r) for r in history]
+    nulls[2]["entry_type"] = None
+    write_partition(lake, "coinbase", "acct-n", interval, nulls, nullable=True)
+    with pytest.raises(WarehouseError, match=r"coinbase/acct-n \[2026-03-01.*ledger schema.*'entry_type' with null"):
+        warehouse.load_partition(lake, "coinbase", "acct-n", interval)
+    assert tables(warehouse) == before
+
+    # the same entry twice in one partition: PostgreSQL's primary key stops the COPY itself
+    twice = [dict(r) for r in history]
+    twice[4]["entry_id"] = twice[3]["entry_id"]
+    write_partition(lake, "coinbase", "acct-n", interval, twice)
+    with pytest.raises(WarehouseError, match=r"coinbase/acct-n \[2026-03-01.*nothing changed: .*(duplicate key|twice)"):
+        warehouse.load_partition(lake, "coinbase", "acct-n", interval)
+    assert tables(warehouse) == before
+
+    write_partition(lake, "coinbase", "acct-n", interval, history)  # fixed upstream: loads again
+    warehouse.load_partition(lake, "coinbase", "acct-n", interval)
+    assert len(tables(warehouse)["ledger_entries"]) == 6

@@ -145,6 +145,7 @@ def write_partition(
     *,
     validate: bool | None = True,
     files_per_day: int = 1,
+    nullable: bool = False,
 ) -> list[Row]:
     """Write one (venue, account, interval) as extraction would; return the rows as stored (with entry_seq,
     raw_uri and ingested_at). validate: True -> a passing record, False -> a failing one, None -> none."""
@@ -154,6 +155,8 @@ def write_partition(
     ingested = datetime.now(UTC).replace(microsecond=123456)
     for dataset, dataset_rows in by_dataset.items():
         schema, _ = DATASETS[dataset]
+        if nullable:  # lets a test write nulls where the contract forbids them
+            schema = pa.schema([f.with_nullable(True) for f in schema])
         time_column = "occurred_at" if dataset == "ledger" else "snapshot_at"
         given_seq = dataset == "ledger" and bool(dataset_rows) and "entry_seq" in dataset_rows[0]
         if given_seq:  # ground truth: the venue's order is already in entry_seq

@@ -86,25 +86,24 @@ class DuckDBWarehouse(Warehouse):
         with ON CONFLICT DO UPDATE, which rewrites the rows already there in place. A key found outside the
         interval would be moved silently by the upsert, so it is refused first, as the primary key would."""
         keys = list(table.key)
+        key_list = ", ".join(keys)
+        joined = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        in_range = f"venue = ? AND account = ? AND {table.time_column} >= ? AND {table.time_column} < ?"
+        range_params = [venue, account, interval.start, interval.end]
+        # Created inside the load's transaction: a rollback removes it too. (No try/finally: after a failed
+        # statement DuckDB refuses any other until the rollback, which would hide the real error.)
         staging = f"ledgerlake_staging_{table.name}"
         self._con.execute(f"CREATE OR REPLACE TEMP TABLE {staging} AS SELECT * FROM {table.name} LIMIT 0")
-        try:
-            for rows in batches:
-                self._stage(staging, table, rows)
-            written = int(self._scalar(f"SELECT COUNT(*) FROM {staging}"))
-            if not written and not self._scalar(
-                f"SELECT COUNT(*) FROM {table.name} WHERE venue = ? AND account = ? "
-                f"AND {table.time_column} >= ? AND {table.time_column} < ?",
-                [venue, account, interval.start, interval.end],
-            ):
-                return 0, 0
-            key_list = ", ".join(keys)
+        for rows in batches:
+            self._stage(staging, table, rows)
+        written = int(self._scalar(f"SELECT COUNT(*) FROM {staging}"))
+        replaced = int(self._scalar(f"SELECT COUNT(*) FROM {table.name} WHERE {in_range}", range_params))
+        if written:
             twice = self._con.sql(
                 f"SELECT {key_list} FROM {staging} GROUP BY {key_list} HAVING COUNT(*) > 1 LIMIT 3"
             ).fetchall()
             if twice:
                 raise WarehouseError(f"{table.name}: the partition holds these keys ({key_list}) twice: {twice}")
-            joined = " AND ".join(f"t.{k} = s.{k}" for k in keys)
             elsewhere = self._con.sql(
                 f"SELECT {', '.join('t.' + k for k in keys)}, t.{table.time_column} FROM {table.name} t "
                 f"JOIN {staging} s ON {joined} "
@@ -115,22 +114,16 @@ class DuckDBWarehouse(Warehouse):
                 raise WarehouseError(
                     f"{table.name}: keys ({key_list}) already loaded under another interval: {elsewhere}"
                 )
-            in_range = f"venue = ? AND account = ? AND {table.time_column} >= ? AND {table.time_column} < ?"
-            replaced = int(
-                self._scalar(
-                    f"SELECT COUNT(*) FROM {table.name} WHERE {in_range}",
-                    [venue, account, interval.start, interval.end],
-                )
-            )
+        if replaced:
             self._con.execute(
                 f"DELETE FROM {table.name} t WHERE {in_range} "
                 f"AND NOT EXISTS (SELECT 1 FROM {staging} s WHERE {joined})",
-                [venue, account, interval.start, interval.end],
+                range_params,
             )
+        if written:
             self._upsert_staged(table, staging)
-            return replaced, written
-        finally:
-            self._con.execute(f"DROP TABLE IF EXISTS {staging}")
+        self._con.execute(f"DROP TABLE {staging}")
+        return replaced, written
 
     def _stage(self, staging: str, table: Table, rows: pa.Table) -> None:
         self._con.register("ledgerlake_incoming", rows)
