@@ -141,7 +141,7 @@ class Demo:
             progress.close()
         self.say("all runs finished; copying the lake out of the local S3 server")
         objects = _export_lake(self.stack, paths)
-        summary = Summary.collect(self.stack, paths, start, end, result, objects)
+        summary = Summary.collect(self.stack, paths, start, end, result, objects, expected_runs=a.days)
         print(summary.render(), flush=True)
         if not summary.runs_ok:
             print(self.stack.client.failed_task_logs(sorted(self.stack.dag_ids), max_logs=3), flush=True)
@@ -208,10 +208,18 @@ class Summary:
     reconciliation: dict[str, int]  # status -> days
     mismatches: list[tuple[Any, ...]]
     lake_objects: int
+    expected_runs: int  # per DAG: one per day
 
     @classmethod
     def collect(
-        cls, stack: Any, paths: Paths, start: datetime, end: datetime, runs: list[Any], objects: int
+        cls,
+        stack: Any,
+        paths: Paths,
+        start: datetime,
+        end: datetime,
+        runs: list[Any],
+        objects: int,
+        expected_runs: int,
     ) -> Summary:
         from ledgerlake.interval import Interval
         from ledgerlake.lake import Lake, read_validation
@@ -246,11 +254,11 @@ class Summary:
                         "WHERE status = 'mismatch' ORDER BY 1, 2, 3, 4 LIMIT 10"
                     ).to_pylist()
                 ]
-        return cls(paths, start, end, runs, rows, checks, reconciliation, mismatches, objects)
+        return cls(paths, start, end, runs, rows, checks, reconciliation, mismatches, objects, expected_runs)
 
     @property
     def runs_ok(self) -> bool:
-        return all(p.done and p.failed == 0 for p in self.runs)
+        return all(p.done and p.failed == 0 and p.total == self.expected_runs for p in self.runs)
 
     @property
     def checks_ok(self) -> bool:
@@ -280,8 +288,8 @@ class Summary:
         ok_runs = sum(p.states.get("success", 0) for p in self.runs)
         out.append(f"[{mark(self.runs_ok)}] Airflow runs: {ok_runs} of {total_runs} succeeded")
         for p in self.runs:
-            if p.failed or not p.done:
-                out.append(f"         {p.dag_id}: {p.states}")
+            if p.failed or not p.done or p.total != self.expected_runs:
+                out.append(f"         {p.dag_id}: {p.states} ({p.total} runs, {self.expected_runs} expected)")
         passed = sum(1 for c in self.checks if c[3])
         out.append(f"[{mark(self.checks_ok)}] quality checks: {passed} of {len(self.checks)} partitions passed")
         for venue, account, day, ok, text in self.checks:

@@ -206,8 +206,9 @@ class AirflowClient:
                     continue
                 tasks_total += 1
                 tasks_done += ti["state"] in FINISHED_TI_STATES
-                if ti["dag_run_id"] in now and ti["state"] in ("running", "queued", "up_for_retry"):
-                    now[ti["dag_run_id"]].add(ti["task_id"] + (" (retry)" if ti["state"] == "up_for_retry" else ""))
+                label = {"running": "", "queued": " waiting", "scheduled": " waiting", "up_for_retry": " retry"}
+                if ti["dag_run_id"] in now and ti["state"] in label:
+                    now[ti["dag_run_id"]].add(ti["task_id"] + label[ti["state"]])
         running = tuple(
             sorted(f"{day} {'+'.join(sorted(now[run_id])) or 'scheduling'}" for run_id, day in running_runs.items())
         )

@@ -61,6 +61,23 @@ def warehouse_connection(target: str) -> dict[str, Any]:
 POOLS_FILE = PROJECT_ROOT / "include" / "pools.json"
 
 
+def client_rate_limits(spec: Any) -> dict[str, Any]:
+    """Each venue's `rate_limit` connection extra matching the sandbox's budgets (a RateLimitSpec).
+
+    The extraction engine keeps to a venue's documented limits unless its connection says otherwise; when
+    the sandbox runs with other budgets (the demo's one-second windows, or none), its connections say so,
+    as a real deployment's would for an account with a different tier."""
+    if not spec.enabled:
+        return {venue: "off" for venue in VENUES}
+    return {
+        "binance": {"units": spec.binance_weight_budget, "per_seconds": spec.binance_window_s},
+        "coinbase": {"units": spec.coinbase_rate, "per_seconds": 1},
+        "pacifica": {"units": spec.pacifica_credits, "per_seconds": spec.pacifica_window_s},
+        "sunx": {"units": spec.sunx_reads, "per_seconds": spec.sunx_window_s},
+        "exchangehubx": {"units": spec.exchangehubx_rate, "per_seconds": 1},
+    }
+
+
 def pools() -> dict[str, dict[str, Any]]:
     """The pools every deployment has (include/pools.json): one per venue, one for warehouse loads."""
     result: dict[str, dict[str, Any]] = json.loads(POOLS_FILE.read_text())
@@ -130,6 +147,12 @@ class LocalStack:
             + yaml.safe_dump(self.sandbox.accounts_config(), sort_keys=False)
         )
         connections = dict(self.sandbox.connections())
+        if self.sandbox.options.rate_limits != "documented":
+            limits = client_rate_limits(self.sandbox.state.limits)
+            for venue in VENUES:
+                for account in self.sandbox.accounts(venue):
+                    conn = connections[account.conn_id]
+                    connections[account.conn_id] = {**conn, "extra": {**conn["extra"], "rate_limit": limits[venue]}}
         connections[S3_CONN_ID] = self.s3.connection()
         connections[WAREHOUSE_CONN_ID] = warehouse_connection(o.warehouse)
         setup = AirflowSetup(
