@@ -88,6 +88,13 @@ def _context(docs_dir: Path) -> Any:
         context.add_data_docs_site(SITE_NAME, site_config)
     elif sites[SITE_NAME].get("store_backend", {}).get("base_directory") != str(docs_dir):
         context.update_data_docs_site(SITE_NAME, site_config)
+    bars = context.variables.progress_bars
+    if bars is None or bars.globally or bars.metric_calculations:
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        # tqdm bars would fill the task logs with "Calculating Metrics" lines
+        context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        context.variables.save()
     _contexts[docs_dir] = context
     return context
 

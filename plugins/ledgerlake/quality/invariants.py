@@ -21,7 +21,7 @@ from ledgerlake.schema import DECIMAL
 # decimal128(38,18) + decimal128(38,18) would need precision 39, which decimal128 cannot hold. Narrowing to
 # (37,18) first keeps sums in decimal128 (fast); a value of 10^19 or more falls back to decimal256.
 _NARROW = pa.decimal128(37, 18)
-_WIDE = pa.decimal256(40, 18)
+_WIDE = pa.decimal256(60, 18)
 
 
 @dataclass
@@ -38,12 +38,15 @@ class InvariantResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _working_decimals(*columns: pa.ChunkedArray | pa.Array) -> list[pa.Array]:
+def _working_decimals(*columns: pa.ChunkedArray | pa.Array, wide: bool = False) -> list[pa.Array]:
+    """The columns in one decimal type whose single sums stay exact (wide: any chain of sums; slower)."""
     arrays = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns]
-    try:
-        return [a.cast(_NARROW) for a in arrays]
-    except pa.ArrowInvalid:
-        return [a.cast(_WIDE) for a in arrays]
+    if not wide:
+        try:
+            return [a.cast(_NARROW) for a in arrays]
+        except pa.ArrowInvalid:
+            pass
+    return [a.cast(_WIDE) for a in arrays]
 
 
 def _null_bools(n: int) -> pa.Array:
@@ -161,7 +164,8 @@ def balance_snapshot_invariants(table: pa.Table) -> InvariantResult:
     result = InvariantResult(table=table)
     kind = table["snapshot_type"].combine_chunks()
     free, locked, borrowed, interest, net, wallet, total = _working_decimals(
-        *(table[c] for c in ("free", "locked", "borrowed", "interest", "net_asset", "wallet_balance", "total"))
+        *(table[c] for c in ("free", "locked", "borrowed", "interest", "net_asset", "wallet_balance", "total")),
+        wide=True,  # a few rows per day, and margin chains four terms
     )
     nulls = _null_bools(n)
 
