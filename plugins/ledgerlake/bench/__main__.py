@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -44,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--backfill-budget",
         type=float,
-        help="seconds to let the backfill run before measuring what finished (default 480; --quick 240)",
+        help="seconds to let the backfill run before measuring what finished (default 300; --quick 240)",
     )
     p.add_argument(
         "--pg",
@@ -60,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.entries = args.entries or (20_000 if args.quick else 1_000_000)
     args.ratelimit_seconds = args.ratelimit_seconds or (4.0 if args.quick else 30.0)
     args.backfill_days = args.backfill_days or (2 if args.quick else 30)
-    args.backfill_budget = args.backfill_budget or (240.0 if args.quick else 480.0)
+    args.backfill_budget = args.backfill_budget or (240.0 if args.quick else 300.0)
     if args.out is None:
         args.out = (
             Path(tempfile.gettempdir()) / "ledgerlake-bench-quick"
@@ -169,7 +170,12 @@ def run_sections(args: argparse.Namespace, results: dict[str, Any]) -> None:
             log.error("backfill failed:\n%s", errors["backfill"])
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so that every started process (sandbox, S3, Airflow) is stopped on the way out
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("TQDM_DISABLE", "1")  # Great Expectations' progress bars
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -170,9 +170,13 @@ def run(days: int, accounts: int, entries_per_day: int, budget: float, log: Any)
                     "runs": {p.dag_id: p.states for p in final},
                 }
             )
-            if not result["complete"]:
-                result["projected_wall_s"] = round(elapsed * total / finished, 0) if finished else None
             result.update(_task_instances(stack, backfills, created))
+            if not result["complete"]:
+                # task instances done so far -> the whole backfill at the same pace (2 per account + 1 load)
+                expected = total * (2 * accounts + 1)
+                done = result["ti_states"].get("success", 0)
+                result["ti_expected"] = expected
+                result["projected_wall_s"] = round(elapsed * expected / done) if done else None
         except BaseException:
             log.error("backfill failed:\n%s", stack.diagnostics()[-5000:])
             raise
@@ -215,7 +219,8 @@ def _task_instances(stack: Any, backfills: list[dict[str, Any]], created: dateti
     first_start = min(starts, default=None)
     last_end = max(ended.values(), default=None)
     for ti in tis:
-        states[ti["state"]] = states.get(ti["state"], 0) + 1
+        state = str(ti["state"])  # None: not scheduled yet
+        states[state] = states.get(state, 0) + 1
         if ti["state"] != "success":
             continue
         task = ti["task_id"]

@@ -312,8 +312,8 @@ def backfill_md(b: dict[str, Any]) -> str:
                 + (
                     ""
                     if b.get("complete")
-                    else f" so far; whole backfill projected at {_n(b.get('projected_wall_s'))} s from the runs "
-                    "finished"
+                    else f" so far; whole backfill projected at {_n(b.get('projected_wall_s'))} s at the pace of the "
+                    f"task instances done ({b.get('ti_states', {}).get('success', 0)} of {b.get('ti_expected')})"
                 ),
             ],
             ["Airflow start-up before that (db migrate, components, DAG parse)", f"{_n(b.get('stack_start_s'))} s"],
