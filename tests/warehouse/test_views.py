@@ -96,7 +96,12 @@ def load_everything(lake: Lake, warehouse: Warehouse) -> dict[str, Any]:
         rows = in_interval(snapshot_history("spot-1", D0, DAYS), interval, "snapshot_at")
         snapshots.extend(write_partition(lake, "binance", "spot-1", interval, {"snapshots/balances": rows}))
         warehouse.load_partition(lake, "binance", "spot-1", interval)
-    loaded_through = {("coinbase", "c-1"): utc_day(D0) + timedelta(days=DAYS)}
+    # a second coinbase account active yesterday, for the "what moved yesterday" example
+    yesterday = datetime.combine(TODAY - timedelta(days=1), datetime.min.time(), UTC)
+    rows = ledger_history("coinbase", "c-2", yesterday, 1, 15, assets=("USDT",))
+    ledger.extend(write_partition(lake, "coinbase", "c-2", day_interval(yesterday), rows))
+    warehouse.load_partition(lake, "coinbase", "c-2", day_interval(yesterday))
+    loaded_through = {("coinbase", "c-1"): utc_day(D0) + timedelta(days=DAYS), ("coinbase", "c-2"): yesterday.date()}
     return {"ledger": ledger, "snapshots": snapshots, "loaded_through": loaded_through}
 
 
@@ -306,7 +311,7 @@ def test_daily_balances(views: Views) -> None:
     got = warehouse.query("SELECT * FROM daily_balances").to_pylist()
     expected = expected_daily_balances(loaded)
     assert keyed(got, "venue", "account", "asset", "day") == keyed(expected, "venue", "account", "asset", "day")
-    coinbase = [r for r in got if r["venue"] == "coinbase"]
+    coinbase = sorted((r for r in got if (r["venue"], r["account"]) == ("coinbase", "c-1")), key=lambda r: r["day"])
     assert [r["entries"] == 0 for r in coinbase] == [False, True, False, True], "quiet days carried forward"
     assert coinbase[1]["closing_balance"] == coinbase[0]["closing_balance"]
 
@@ -414,6 +419,7 @@ def test_readme_example_flows_of_one_day(views: Views) -> None:
         for (v, a, t), (n, i, o, net) in sorted(sums.items())
     ]
     assert [{**r, "entries": int(r["entries"])} for r in got] == expected
+    assert sum(r["entries"] for r in expected) >= 15, "yesterday has entries to sum"
 
 
 def test_readme_shows_every_example_verbatim() -> None:
