@@ -88,8 +88,9 @@ def _context(docs_dir: Path) -> Any:
         context.add_data_docs_site(SITE_NAME, site_config)
     elif sites[SITE_NAME].get("store_backend", {}).get("base_directory") != str(docs_dir):
         context.update_data_docs_site(SITE_NAME, site_config)
-    bars = context.variables.progress_bars
-    if bars is None or bars.globally or bars.metric_calculations:
+    bars = context.variables.progress_bars  # a ProgressBarsConfig, or a dict once read back from the YAML
+    flags = bars if isinstance(bars, dict) else vars(bars) if bars is not None else {}
+    if flags.get("globally") is not False or flags.get("metric_calculations") is not False:
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         # tqdm bars would fill the task logs with "Calculating Metrics" lines
