@@ -33,8 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--accounts-per-venue", type=int, default=2)
     p.add_argument("--days", type=int, default=30, help="days of history the sandbox serves (default 30)")
     p.add_argument("--entries-per-day", type=int, default=500)
-    p.add_argument("--rate-limits", default="documented", help="sandbox rate limits: documented, fast or off")
-    p.add_argument("--faults", default="none", help="sandbox faults: none or flaky")
+    p.add_argument(
+        "--rate-limits",
+        default="fast",
+        choices=("fast", "documented", "off"),
+        help="sandbox rate limits (the venues' connections follow them): 'fast' (default: small budgets in "
+        "one-second windows), 'documented' (published limits: Binance then takes a minute per account and day)",
+    )
+    p.add_argument("--faults", default="none", choices=("none", "flaky"), help="sandbox fault injection")
     args = parser.parse_args(argv)
     return run_airflow(args)
 
