@@ -45,6 +45,23 @@ def test_real_dags_import_without_errors(stack) -> None:
     assert stack.client.dag_ids() >= stack.dag_ids
 
 
+def test_no_venue_secret_is_written_to_disk(stack, first_backfill) -> None:
+    """Connections reach Airflow as environment variables only: no file under AIRFLOW_HOME (configuration,
+    account config, task logs, SQLite) holds an API secret or passphrase."""
+    secrets = {
+        str(value)
+        for conn in stack.sandbox.connections().values()
+        for value in (conn["password"], *conn["extra"].values())
+        if value and len(str(value)) >= 8
+    }
+    assert secrets
+    for path in stack.options.home.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            leaked = [s for s in secrets if s.encode() in data]
+            assert not leaked, f"{path} holds a venue secret"
+
+
 def test_backfill_of_every_venue_matches_ground_truth(stack, first_backfill, last_three_days) -> None:
     assert sorted((p.dag_id, p.total, p.states) for p in first_backfill) == [
         (dag_id, 3, {"success": 3}) for dag_id in sorted(stack.dag_ids)
