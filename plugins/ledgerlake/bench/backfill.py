@@ -11,7 +11,8 @@ Per task instance (from the REST API and the task's log):
 - ready_to_queued = queued_when - ready, ready being the run's start (extract) or the end of the last
   upstream task instance: scheduler latency, including waits for pool slots (deliberate throttling);
 - airflow_s = queued_to_start + in_task_overhead (the time per task instance Airflow itself costs once a
-  task is allowed to run); reported with ready_to_queued beside it.
+  task is allowed to run); reported with ready_to_queued beside it. queued_to_start also holds waits for a
+  free executor slot (parallelism), so in_task_overhead is the cleaner per-task-instance cost.
 Both sides' rate limits are off here (the client limiter is per task process, and Pacifica's paging from
 the newest entry and Binance's 2 requests a minute would otherwise turn this into a rate-limit benchmark).
 """
@@ -196,15 +197,18 @@ def _task_instances(stack: Any, backfills: list[dict[str, Any]], created: dateti
 
     def with_log(ti: dict[str, Any]) -> dict[str, Any]:
         try:
-            ti["_work"] = work_seconds(ti["task_id"], client.task_log(ti))
-        except Exception:
-            ti["_work"] = None
+            text = client.task_log(ti)
+        except Exception as exc:
+            text = f"(log unavailable: {exc})"
+        ti["_work"] = work_seconds(ti["task_id"], text)
+        if ti["state"] == "failed":  # what went wrong, for the report: the log's error lines
+            lines = [ln for ln in text.splitlines() if "error" in ln.lower() or "exception" in ln.lower()]
+            ti["_error"] = " | ".join(ln.strip()[:300] for ln in lines[-3:])
         return ti
 
+    logged = [ti for ti in tis if ti["state"] in ("success", "failed")]
     with ThreadPoolExecutor(4) as pool:
-        tis = list(pool.map(with_log, [ti for ti in tis if ti["state"] == "success"])) + [
-            ti for ti in tis if ti["state"] != "success"
-        ]
+        tis = list(pool.map(with_log, logged)) + [ti for ti in tis if ti["state"] not in ("success", "failed")]
     run_start = {(r["dag_id"], r["dag_run_id"]): _t(r.get("start_date")) for r in runs}
     ended: dict[tuple[str, str, str], datetime] = {}
     for ti in tis:
@@ -247,6 +251,19 @@ def _task_instances(stack: Any, backfills: list[dict[str, Any]], created: dateti
             r["airflow"].append(q2s + duration - ti["_work"])
     per_task = {task: {k: _stats(v) for k, v in r.items()} | {"count": len(r["duration"])} for task, r in rows.items()}
     all_airflow = [x for r in rows.values() for x in r["airflow"]]
+    all_in_task = [x for r in rows.values() for x in r["in_task"]]
+    all_q2s = [x for r in rows.values() for x in r["queued_to_start"]]
+    failed = [
+        {
+            "dag_id": ti["dag_id"],
+            "run": ti["dag_run_id"],
+            "task": ti["task_id"],
+            "map_index": ti.get("map_index"),
+            "error": ti.get("_error", ""),
+        }
+        for ti in tis
+        if ti["state"] == "failed"
+    ]
     total_duration = sum(x for r in rows.values() for x in r["duration"])
     total_work = sum(x for r in rows.values() for x in r["work"])
     return {
@@ -258,6 +275,9 @@ def _task_instances(stack: Any, backfills: list[dict[str, Any]], created: dateti
         else None,
         "per_task": per_task,
         "airflow_per_ti": _stats(all_airflow),
+        "in_task_overhead_per_ti": _stats(all_in_task),
+        "queued_to_start_per_ti": _stats(all_q2s),
+        "failed": failed,
         "sum_ti_duration_s": round(total_duration, 1),
         "sum_work_s": round(total_work, 1),
         "work_share_of_ti_time_pct": round(100 * total_work / total_duration, 1) if total_duration else None,

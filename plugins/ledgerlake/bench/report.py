@@ -328,11 +328,16 @@ def backfill_md(b: dict[str, Any]) -> str:
             ["work share of task time", f"{b.get('work_share_of_ti_time_pct')}%"],
         ],
     )
+    failures = [
+        f"- {f['dag_id']} {f['run']} {f['task']}[{f['map_index']}]: {f['error'] or '(no error line in the log)'}"
+        for f in b.get("failed", [])
+    ]
     return "\n".join(
         [
             "## Backfill through Airflow: every venue, every account, small days",
             "",
             head,
+            *(["", "Failed task instances:", *failures] if failures else []),
             "",
             _table(
                 [
