@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="PostgreSQL server DSN to create scratch databases on ('none' skips PostgreSQL)",
     )
     p.add_argument("--no-chart", action="store_true")
+    p.add_argument("--render", action="store_true", help="only re-render results.md and the chart from results.json")
     args = p.parse_args(argv)
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(args.sections) - set(SECTIONS)
@@ -81,6 +83,26 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+class _Timed:
+    """Records when a section ran, how long it took and the machine's load meanwhile (an --only run keeps
+    the other sections' records)."""
+
+    def __init__(self, results: dict[str, Any], section: str) -> None:
+        self.record = results.setdefault("section_meta", {})
+        self.section = section
+
+    def __enter__(self) -> None:
+        self.started, self.load = time.monotonic(), os.getloadavg()
+
+    def __exit__(self, *exc: object) -> None:
+        self.record[self.section] = {
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seconds": round(time.monotonic() - self.started, 1),
+            "load_start": [round(x, 2) for x in self.load],
+            "load_end": [round(x, 2) for x in os.getloadavg()],
+        }
+
+
 def run_sections(args: argparse.Namespace, results: dict[str, Any]) -> None:
     from contextlib import ExitStack
 
@@ -91,83 +113,74 @@ def run_sections(args: argparse.Namespace, results: dict[str, Any]) -> None:
     errors: dict[str, str] = results.setdefault("errors", {})
     day = Interval(NOW - timedelta(days=1), NOW)
     memory_days = sorted(int(d) for d in args.memory_days.split(","))
-    needs_services = [s for s in args.sections if s != "backfill"]
-    with ExitStack() as stack:
-        if needs_services:
-            log.info("starting the sandbox (%s entries per account-day) and the S3 server", f"{args.entries:,}")
-            sandbox = stack.enter_context(
-                SandboxProcess(
-                    SandboxOptions(
-                        accounts_per_venue=1,
-                        days=max([*memory_days, 2]),
-                        entries_per_day=args.entries,
-                        rate_limits="off",
-                        now=NOW,
-                    )
-                )
-            )
-            moto = stack.enter_context(MotoProcess())
-        if "throughput" in args.sections:
-            from ledgerlake.bench import throughput
 
+    def section(name: str, measure: Callable[[], Any]) -> None:
+        if name not in args.sections:
+            return
+        with _Timed(results, name):
             try:
-                with ExitStack() as pg:
-                    dsn = None if args.pg == "none" else pg.enter_context(scratch_database(args.pg, "warehouse"))
-                    results["throughput"] = throughput.run(sandbox, moto, day, NOW, dsn)
-                errors.pop("throughput", None)
+                results[name] = measure()
+                errors.pop(name, None)
             except Exception:
-                errors["throughput"] = traceback.format_exc()[-3000:]
-                log.error("throughput failed:\n%s", errors["throughput"])
-        if "memory" in args.sections:
-            from ledgerlake.bench.memory import measure
+                errors[name] = traceback.format_exc()[-3000:]
+                log.error("%s failed:\n%s", name, errors[name])
 
-            try:
-                runs = []
-                for days in memory_days:
-                    job = {
-                        "venue": args.memory_venue,
-                        "account": vars(sandbox.account(args.memory_venue)),
-                        "credentials": {
-                            k: v
-                            for k, v in vars(sandbox.credentials(args.memory_venue)).items()
-                            if k in ("base_url", "api_key", "api_secret", "passphrase")
-                        },
-                        "s3": vars(moto.lake().settings),
-                        "start": (NOW - timedelta(days=days)).isoformat(),
-                        "end": NOW.isoformat(),
-                        "now": NOW.isoformat(),
-                    }
-                    log.info("memory: %s, %d day(s) in one interval", args.memory_venue, days)
-                    runs.append(measure(job))
-                    log.info("memory: %s", runs[-1])
-                results["memory"] = {"runs": runs}
-                errors.pop("memory", None)
-            except Exception:
-                errors["memory"] = traceback.format_exc()[-3000:]
-                log.error("memory failed:\n%s", errors["memory"])
-        if "ratelimits" in args.sections:
-            from ledgerlake.bench import ratelimits
+    def throughput() -> Any:
+        from ledgerlake.bench import throughput
 
-            try:
-                log.info(
-                    "rate limits: all venues at once, about %.0f s (Pacifica and Binance ~65 s)", args.ratelimit_seconds
-                )
-                results["ratelimits"] = ratelimits.run(sandbox, moto, args.entries, args.ratelimit_seconds, NOW, NOW)
-                errors.pop("ratelimits", None)
-            except Exception:
-                errors["ratelimits"] = traceback.format_exc()[-3000:]
-                log.error("rate limits failed:\n%s", errors["ratelimits"])
-    if "backfill" in args.sections:
+        with ExitStack() as pg:
+            dsn = None if args.pg == "none" else pg.enter_context(scratch_database(args.pg, "warehouse"))
+            return throughput.run(sandbox, moto, day, NOW, dsn)
+
+    def memory() -> Any:
+        from ledgerlake.bench.memory import measure
+
+        runs = []
+        for days in memory_days:
+            credentials = vars(sandbox.credentials(args.memory_venue))
+            job = {
+                "venue": args.memory_venue,
+                "account": vars(sandbox.account(args.memory_venue)),
+                "credentials": {k: credentials[k] for k in ("base_url", "api_key", "api_secret", "passphrase")},
+                "s3": vars(moto.lake().settings),
+                "start": (NOW - timedelta(days=days)).isoformat(),
+                "end": NOW.isoformat(),
+                "now": NOW.isoformat(),
+            }
+            log.info("memory: %s, %d day(s) in one interval", args.memory_venue, days)
+            runs.append(measure(job))
+            log.info("memory: %s", runs[-1])
+        return {"runs": runs}
+
+    def ratelimits() -> Any:
+        from ledgerlake.bench import ratelimits
+
+        log.info("rate limits: all venues at once, about %.0f s (Pacifica and Binance ~65 s)", args.ratelimit_seconds)
+        return ratelimits.run(sandbox, moto, args.entries, args.ratelimit_seconds, NOW, NOW)
+
+    def backfill() -> Any:
         from ledgerlake.bench import backfill
 
-        try:
-            results["backfill"] = backfill.run(
-                args.backfill_days, args.backfill_accounts, args.backfill_entries, args.backfill_budget, log
+        return backfill.run(
+            args.backfill_days, args.backfill_accounts, args.backfill_entries, args.backfill_budget, log
+        )
+
+    with ExitStack() as stack:
+        if any(s != "backfill" for s in args.sections):
+            log.info("starting the sandbox (%s entries per account-day) and the S3 server", f"{args.entries:,}")
+            options = SandboxOptions(
+                accounts_per_venue=1,
+                days=max([*memory_days, 2]),
+                entries_per_day=args.entries,
+                rate_limits="off",
+                now=NOW,
             )
-            errors.pop("backfill", None)
-        except Exception:
-            errors["backfill"] = traceback.format_exc()[-3000:]
-            log.error("backfill failed:\n%s", errors["backfill"])
+            sandbox = stack.enter_context(SandboxProcess(options))
+            moto = stack.enter_context(MotoProcess())
+        section("throughput", throughput)
+        section("memory", memory)
+        section("ratelimits", ratelimits)
+    section("backfill", backfill)  # Airflow brings its own sandbox and S3 (ledgerlake.local)
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -181,11 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
     args = parse_args(argv)
-    from ledgerlake.bench import report
 
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / "results.json"
     results: dict[str, Any] = {}
+    if args.render:
+        results = json.loads(json_path.read_text())
+        return _publish(args, results)
     partial = set(args.sections) != set(SECTIONS)
     if partial and json_path.exists():
         results = json.loads(json_path.read_text())  # keep the other sections of the last run
@@ -209,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     if not results.get("errors"):
         results.pop("errors", None)
     json_path.write_text(json.dumps(results, indent=1, sort_keys=True, default=str) + "\n")
+    return _publish(args, results)
+
+
+def _publish(args: argparse.Namespace, results: dict[str, Any]) -> int:
+    from ledgerlake.bench import report
+
     markdown = report.markdown(results)
     (args.out / "results.md").write_text(markdown)
     if "throughput" in results and not args.no_chart:

@@ -18,6 +18,12 @@ STAGES = (
 )
 
 
+def _ordered(venues: dict[str, Any]) -> list[str]:
+    """The venues in the project's order (results.json sorts its keys)."""
+    order = ("exchangehubx", "pacifica", "coinbase", "sunx", "binance")
+    return sorted(venues, key=lambda v: order.index(v) if v in order else len(order))
+
+
 def _n(value: Any) -> str:
     if value is None:
         return "-"
@@ -55,7 +61,7 @@ def stage_rates(v: dict[str, Any]) -> dict[str, float]:
 
 def throughput_md(t: dict[str, Any]) -> str:
     venues = t["venues"]
-    names = list(venues)
+    names = _ordered(venues)
     rates = {n: stage_rates(venues[n]) for n in names}
     rows: list[list[Any]] = []
     for key, label in STAGES:
@@ -93,6 +99,15 @@ def throughput_md(t: dict[str, Any]) -> str:
             ["rows (one account-day)"] + [_n(venues[n]["rows"]) for n in names],
             ["pages"] + [_n(venues[n]["pages"]) for n in names],
             ["extract"] + [_n(venues[n]["extract"]["seconds"]) for n in names],
+            ["extract: CPU of the pipeline process"] + [_n(venues[n]["extract"].get("cpu_s")) for n in names],
+            ["extract: CPU of the sandbox process"] + [_n(venues[n]["extract"].get("sandbox_cpu_s")) for n in names],
+            ["extract: CPU of the S3 server process"]
+            + [_n(venues[n]["extract"].get("s3_server_cpu_s")) for n in names],
+            ["extract: fetch+parse share of its wall time"]
+            + [
+                f"{100 * venues[n]['extract']['stages_s'].get('fetch+parse', 0) / venues[n]['extract']['seconds']:.0f}%"
+                for n in names
+            ],
             ["validate"] + [_n(venues[n]["validate"]["seconds"]) for n in names],
             ["open DuckDB + load"] + [_n(venues[n]["load_duckdb"]["seconds"]) for n in names],
             ["end to end"] + [_n(venues[n]["end_to_end"]["seconds"]) for n in names],
@@ -220,7 +235,8 @@ def memory_md(m: dict[str, Any]) -> str:
 
 def ratelimits_md(r: dict[str, Any]) -> str:
     rows = []
-    for venue, x in r.items():
+    for venue in _ordered(r):
+        x = r[venue]
         pct = x.get("pct_of_allowance")
         ok = pct is not None and pct >= TARGET_ALLOWANCE_PCT and x["over_limit_answers"] == 0 and "error" not in x
         pct_text = f"{pct}%" if pct is not None else "-"
@@ -273,6 +289,11 @@ def ratelimits_md(r: dict[str, Any]) -> str:
     )
 
 
+def _triple(s: dict[str, Any] | None) -> str:
+    s = s or {}
+    return f"{s.get('mean', '-')} / {s.get('median', '-')} / {s.get('p95', '-')} s"
+
+
 def backfill_md(b: dict[str, Any]) -> str:
     rows = []
     for task, s in b.get("per_task", {}).items():
@@ -318,9 +339,14 @@ def backfill_md(b: dict[str, Any]) -> str:
             ],
             ["Airflow start-up before that (db migrate, components, DAG parse)", f"{_n(b.get('stack_start_s'))} s"],
             [
-                "Airflow time per task instance: mean / median / p95",
-                f"{a.get('mean')} / {a.get('median')} / {a.get('p95')} s",
+                "in-task overhead per task instance (duration - own work): mean / median / p95",
+                _triple(b.get("in_task_overhead_per_ti")),
             ],
+            [
+                "queued -> start per task instance (hand-off + waits for a free executor slot): mean / median / p95",
+                _triple(b.get("queued_to_start_per_ti")),
+            ],
+            ["Airflow time per task instance (the two above): mean / median / p95", _triple(a)],
             [
                 "sum of task durations / of their own work",
                 f"{_n(b.get('sum_ti_duration_s'))} s / {_n(b.get('sum_work_s'))} s",
@@ -372,16 +398,26 @@ def markdown(results: dict[str, Any]) -> str:
         f"Measured {meta['finished_at']} with `{meta['command']}` on {meta['cpus']} CPUs "
         f"({meta['cpu_model']}), {meta['memory_gib']} GiB; load average at start {meta['load_start']}, "
         f"at end {meta['load_end']} (the machine is shared: wall-time figures include others' load; CPU-second "
-        f"figures do not). Total bench time {meta['seconds']:.0f} s.",
+        f"figures do not). Total time of that run {meta['seconds']:.0f} s (sections: "
+        f"{', '.join(meta.get('sections_run', []))}).",
     ]
-    if "throughput" in results:
-        parts += ["", throughput_md(results["throughput"])]
-    if "memory" in results:
-        parts += ["", memory_md(results["memory"])]
-    if "ratelimits" in results:
-        parts += ["", ratelimits_md(results["ratelimits"])]
-    if "backfill" in results:
-        parts += ["", backfill_md(results["backfill"])]
+    sections = (
+        ("throughput", throughput_md),
+        ("memory", memory_md),
+        ("ratelimits", ratelimits_md),
+        ("backfill", backfill_md),
+    )
+    for name, render in sections:
+        if name not in results:
+            continue
+        parts += ["", render(results[name])]
+        when = results.get("section_meta", {}).get(name)
+        if when:
+            parts += [
+                "",
+                f"_This section: measured {when['finished_at']} in {when['seconds']:.0f} s; load average "
+                f"{when['load_start'][0]} at its start, {when['load_end'][0]} at its end._",
+            ]
     for section, error in results.get("errors", {}).items():
         parts += ["", f"## {section}: FAILED", "", "```", error, "```"]
     return "\n".join(parts) + "\n"
@@ -394,7 +430,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     venues = results["throughput"]["venues"]
-    names = list(venues)
+    names = _ordered(venues)
     rates = {n: stage_rates(venues[n]) for n in names}
     stages = [k for k, _ in STAGES] + ["extract", "validate", "load DuckDB", "load PostgreSQL", "end to end", "floor"]
     stages = [s for s in stages if all(s in rates[n] for n in names)]
