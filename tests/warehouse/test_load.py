@@ -292,7 +292,7 @@ def test_closing_balances(lake: Lake, warehouse: Warehouse) -> None:
         D0 + timedelta(hours=7),
         D0 + timedelta(days=1),
         history[31]["occurred_at"],
-        D0 + timedelta(days=5),
+        D0 + timedelta(days=2),
     ]:
         expected: dict[str, Decimal] = {}
         for row in history:  # already in the venue's order
@@ -300,9 +300,38 @@ def test_closing_balances(lake: Lake, warehouse: Warehouse) -> None:
                 expected[row["asset"]] = row["balance_after"]
         assert warehouse.closing_balances("exchangehubx", "main", before) == expected
     assert warehouse.closing_balances("exchangehubx", "main", D0) == {}
-    assert warehouse.closing_balances("sunx", "main", D0 + timedelta(days=9)) == {}  # sunx reports none
+    # Days 2 to 4 are not loaded: nothing leads up to day 5 without a gap, so there is no closing balance.
+    assert warehouse.closing_balances("exchangehubx", "main", D0 + timedelta(days=5)) == {}
+    assert warehouse.closing_balances("sunx", "main", D0 + timedelta(days=1)) == {}  # sunx reports none
     with pytest.raises(ValueError, match="time zone"):
         warehouse.closing_balances("exchangehubx", "main", datetime(2026, 3, 2))
+
+
+def test_closing_balances_only_from_loads_that_reach_the_interval_without_a_gap(
+    lake: Lake, warehouse: Warehouse
+) -> None:
+    """A backfill loads days in any order: with day 1 missing, day 0's balances must not stand in for day 1's."""
+    days = [day_interval(D0 + timedelta(days=i)) for i in range(3)]
+    history = ledger_history("exchangehubx", "main", D0, days=3, per_day=20, assets=("USDT", "BTC"))
+    for i in (0, 2):
+        write_partition(lake, "exchangehubx", "main", days[i], in_interval(history, days[i]))
+        warehouse.load_partition(lake, "exchangehubx", "main", days[i])
+
+    def last_balances(rows: list[dict]) -> dict[str, Decimal]:
+        found: dict[str, Decimal] = {}
+        for row in rows:  # already in the venue's order
+            found[row["asset"]] = row["balance_after"]
+        return found
+
+    assert warehouse.closing_balances("exchangehubx", "main", days[1].end) == {}
+    assert warehouse.closing_balances("exchangehubx", "main", days[2].end) == last_balances(
+        in_interval(history, days[2])
+    )
+    write_partition(lake, "exchangehubx", "main", days[1], in_interval(history, days[1]))
+    warehouse.load_partition(lake, "exchangehubx", "main", days[1])
+    assert warehouse.closing_balances("exchangehubx", "main", days[1].end) == last_balances(
+        in_interval(history, days[1])
+    )
 
 
 def test_the_schema_set_up_is_repeatable(warehouse_settings: WarehouseSettings) -> None:

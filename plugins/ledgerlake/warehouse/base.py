@@ -197,12 +197,33 @@ class Warehouse(ABC):
         return self._query(self._sql(sql) if params else sql, params)
 
     def closing_balances(self, venue: str, account: str, before: datetime) -> dict[str, Decimal]:
-        """Per asset, balance_after of the last ledger entry before `before` that has one.
+        """Per asset, balance_after of the last ledger entry before `before` that has one, taken only from
+        the loaded intervals that lead without a gap up to `before`.
 
-        Ordered by (occurred_at, entry_seq): entries sharing a time share a partition, whose entry_seq is the
-        venue's order. The quality gate compares the next interval's first balances with these."""
+        A backfill loads its days in any order: with day D still missing, the last balance before D+1 would
+        be D-1's and the comparison would fail on a gap that is only "not loaded yet". So an asset whose last
+        balance lies before the contiguous run of loaded intervals gets no closing balance (the gate skips it
+        and says so). Ordered by (occurred_at, entry_seq): entries sharing a time share a partition, whose
+        entry_seq is the venue's order. The quality gate compares the next interval's first balances with these."""
         if before.tzinfo is None:
             raise ValueError(f"closing_balances: {before.isoformat()} has no time zone; ledgerlake works in UTC")
+        before = before.astimezone(UTC)
+        loads = self._query(
+            self._sql(
+                "SELECT interval_start, interval_end FROM loads WHERE venue = ? AND account = ? AND interval_start < ? "
+                "ORDER BY interval_end DESC"
+            ),
+            [venue, account, before],
+        ).to_pylist()
+        covered_from = before
+        for load in loads:  # newest first: walk back while each interval ends where the covered run starts
+            start, end = load["interval_start"].astimezone(UTC), load["interval_end"].astimezone(UTC)
+            if end >= covered_from > start:
+                covered_from = start
+            elif end < covered_from:
+                break
+        if covered_from >= before:
+            return {}
         rows = self._query(
             self._sql(
                 """
@@ -212,12 +233,13 @@ class Warehouse(ABC):
                                PARTITION BY asset ORDER BY occurred_at DESC, entry_seq DESC, entry_id DESC
                            ) AS newest_first
                     FROM ledger_entries
-                    WHERE venue = ? AND account = ? AND occurred_at < ? AND balance_after IS NOT NULL
+                    WHERE venue = ? AND account = ? AND occurred_at >= ? AND occurred_at < ?
+                      AND balance_after IS NOT NULL
                 ) latest
                 WHERE newest_first = 1
                 """
             ),
-            [venue, account, before.astimezone(UTC)],
+            [venue, account, covered_from, before],
         ).to_pylist()
         return {r["asset"]: r["balance_after"] for r in rows}
 
