@@ -60,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything the demo started ...", flush=True)
         return 130
+    except Exception as exc:  # Airflow or a service failed: say what, show the logs that explain it
+        print(f"\nledgerlake demo failed: {exc}", file=sys.stderr, flush=True)
+        if demo.stack is not None:
+            print(demo.stack.diagnostics(), file=sys.stderr, flush=True)
+        return 1
     finally:
         demo.stop()
 
