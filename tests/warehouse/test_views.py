@@ -22,8 +22,7 @@ from ledgerlake.warehouse.sql import SQL_DIR
 Row = dict[str, Any]
 ZERO = Decimal(0)
 EXAMPLES = SQL_DIR / "examples"
-# The warehouse section is drafted in include/README-warehouse.md and merged into README.md.
-READMES = (Path(SQL_DIR).parents[1] / "README.md", Path(SQL_DIR).parent / "README-warehouse.md")
+README = Path(SQL_DIR).parents[1] / "README.md"
 
 # Three days ending on this month's first day: two in last month, one in this one (for "last month").
 TODAY = datetime.now(UTC).date()
@@ -423,6 +422,6 @@ def test_readme_example_flows_of_one_day(views: Views) -> None:
 
 
 def test_readme_shows_every_example_verbatim() -> None:
-    readme = "\n".join(p.read_text() for p in READMES if p.exists())
+    readme = README.read_text()
     for example in sorted(EXAMPLES.glob("*.sql")):
         assert example.read_text().strip() in readme, f"{example.name} is not in the README as written"
