@@ -14,7 +14,7 @@ help:
 	@echo "make test       lint + the whole test suite (what CI runs)"
 	@echo "make test-quick lint + the tests not marked slow"
 	@echo "make airflow    Airflow with its UI, the sandbox and local S3, ready for backfills"
-	@echo "make bench      benchmarks (results in bench/results/)"
+	@echo "make bench      benchmarks (results in include/benchmarks/)"
 	@echo "make lint       ruff and mypy"
 
 $(UV):
