@@ -7,7 +7,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 from ledgerlake.lake import Lake, S3Settings  # noqa: E402
+from ledgerlake.scratch_db import scratch_database  # noqa: E402
 
 pytest_plugins = ["ledgerlake.sandbox.pytest_plugin"]  # fixtures: sandbox, sandbox_factory
 
@@ -86,20 +87,9 @@ def pg_server_dsn() -> str:
     return dsn
 
 
-@contextmanager
-def fresh_pg_database(pg_server_dsn: str) -> Iterator[str]:
+def fresh_pg_database(pg_server_dsn: str) -> AbstractContextManager[str]:
     """A new empty database on the server, dropped on exit; yields its DSN."""
-    import psycopg
-
-    name = f"ledgerlake_t_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = pg_server_dsn.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return scratch_database(pg_server_dsn, "t")
 
 
 @pytest.fixture(scope="session")

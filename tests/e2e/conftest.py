@@ -3,28 +3,12 @@ range the backfills cover, and failure output that explains itself (task logs of
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-
-@contextmanager
-def fresh_database(server_dsn: str, purpose: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database (dropped afterwards) on the server of `server_dsn`."""
-    import psycopg
-
-    name = f"ledgerlake_e2e_{purpose}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = server_dsn.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(server_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from ledgerlake.scratch_db import scratch_database
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +17,7 @@ def module_database(pg_server_dsn: str) -> Iterator[Callable[[str], str]]:
     from contextlib import ExitStack
 
     with ExitStack() as stack:
-        yield lambda purpose: stack.enter_context(fresh_database(pg_server_dsn, purpose))
+        yield lambda purpose: stack.enter_context(scratch_database(pg_server_dsn, f"e2e_{purpose}"))
 
 
 @pytest.fixture(scope="session")

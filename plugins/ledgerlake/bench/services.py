@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +19,7 @@ from ledgerlake.config import AccountConfig
 from ledgerlake.lake import Lake, S3Settings
 from ledgerlake.local.services import free_port, wait_for_port
 from ledgerlake.sandbox import SandboxOptions
+from ledgerlake.scratch_db import scratch_database as _scratch_database
 from ledgerlake.venues.base import VenueCredentials
 
 PG_SERVER_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -153,20 +153,9 @@ def empty_lake(lake: Lake) -> None:
         lake.delete_keys(keys[i : i + 1000])
 
 
-@contextlib.contextmanager
-def scratch_database(server_dsn: str = PG_SERVER_DSN, purpose: str = "bench") -> Iterator[str]:
-    """A new PostgreSQL database, dropped afterwards; yields its DSN."""
-    import psycopg
-
-    name = f"ledgerlake_bench_{purpose}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_dsn, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = server_dsn.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(server_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def scratch_database(server_dsn: str = PG_SERVER_DSN, purpose: str = "bench") -> contextlib.AbstractContextManager[str]:
+    """A new PostgreSQL database for one benchmark, dropped afterwards; yields its DSN."""
+    return _scratch_database(server_dsn, f"bench_{purpose}")
 
 
 class Stopwatch:
