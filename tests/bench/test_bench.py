@@ -88,7 +88,8 @@ def test_bench_cli_runs_every_local_section_on_tiny_sizes(tmp_path: Path, pg_ser
     assert set(venues) == {"exchangehubx", "pacifica", "coinbase", "sunx"}
     for v in venues.values():
         assert v["rows"] == 3000 and v["end_to_end"]["rows_per_s"] > 0 and v["load_postgres"]["rows_per_s"] > 0
-        assert v["serving"]["entries_per_sandbox_cpu_s"] > 0
+        # Tiny sizes take the sandbox less CPU than the clock tick psutil reads (10 ms): it may show 0.
+        assert v["serving"]["entries_per_s"] > 0 and v["serving"]["entries_per_sandbox_cpu_s"] >= 0
     memory = results["memory"]["runs"]
     assert [r["rows"] for r in memory] == [3000, 6000]
     assert all(100 < r["peak_rss_mib"] < 4096 for r in memory)
