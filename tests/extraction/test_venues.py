@@ -33,7 +33,7 @@ def venue(name: str, account: str = "acct-1", **options):
 
 def rows(v, records) -> list[dict]:
     cols = LedgerColumns()
-    v.columns(records, cols)
+    v.append(records, cols)
     batch = ledger_batch(v, cols, ["s3://b/raw"] * len(cols), *ALL_TIME)
     return batch.table.to_pylist()
 

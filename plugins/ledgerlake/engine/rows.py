@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ledgerlake.engine.details import details_column
 from ledgerlake.schema import DECIMAL, TIMESTAMP
 from ledgerlake.venues.base import LedgerColumns, Venue
 
@@ -118,6 +119,10 @@ def ledger_batch(venue: Venue, cols: LedgerColumns, raw_uris: list[str], start_u
     else:
         codes = _strings(cols.venue_entry_type, "venue_entry_type", True)
     entry_type, unknown = lookup(codes, venue.entry_types)
+    try:
+        details = details_column(cols.records, venue.mapped_keys)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise RowsError("details", f"cannot be written as JSON ({exc})") from None
     table = pa.table(
         {
             "entry_id": entry_id,
@@ -130,7 +135,7 @@ def ledger_batch(venue: Venue, cols: LedgerColumns, raw_uris: list[str], start_u
             "venue_entry_type": codes,
             "reference_id": _strings(cols.reference_id, "reference_id", False),
             "instrument": _strings(cols.instrument, "instrument", False),
-            "details": _strings(cols.details, "details", True),
+            "details": details,
             "raw_uri": pa.array(raw_uris, pa.string()),
         }
     )

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -32,7 +34,7 @@ import pyarrow as pa
 
 from ledgerlake.config import AccountConfig
 from ledgerlake.engine.errors import BadRecordError, ExtractError, OrderError, RetentionError
-from ledgerlake.engine.http import Redactor, VenueHttp
+from ledgerlake.engine.http import Page, Redactor, VenueHttp
 from ledgerlake.engine.ratelimit import limiter_for
 from ledgerlake.engine.raw import RawArchive
 from ledgerlake.engine.rows import BATCH_FIELDS, LedgerBatch, RowsError, decimals, ledger_batch, order_violation
@@ -41,9 +43,11 @@ from ledgerlake.interval import Interval, to_ms
 from ledgerlake.lake import Lake, Manifest, ManifestFile, manifest_key, quarantine_prefix
 from ledgerlake.schema import BALANCE_SNAPSHOT_SCHEMA, LEDGER_SCHEMA, POSITION_SNAPSHOT_SCHEMA, TIMESTAMP
 from ledgerlake.venues import VENUE_CLASSES
-from ledgerlake.venues.base import LedgerColumns, RateLimit, Venue, VenueCredentials, Window
+from ledgerlake.venues.base import LedgerColumns, RateLimit, Request, Venue, VenueCredentials, Window
 
 log = logging.getLogger("ledgerlake.engine")
+
+PREFETCH_PAGES = 8  # pages fetched ahead of the rows being built
 
 
 @dataclass(frozen=True)
@@ -286,21 +290,61 @@ class Extraction:
     # Pages ---------------------------------------------------------------------------------------
 
     def _pages(self, window: Window):  # type: ignore[no-untyped-def]
-        """(page_no, records, raw_uri) of every page of one window, archived as received."""
+        """(page_no, records, raw_uri) of every page of one window, archived as received.
+
+        A fetcher thread requests the next pages (signing, rate limit, retries, parsing, paging) while this
+        thread turns the previous ones into rows: the venue's answer time and our own work overlap instead of
+        adding up. At most PREFETCH_PAGES pages wait, so memory stays bounded; order is kept.
+        """
         venue = self.venue
-        request: Any = venue.first_request(window)
-        while request is not None:
-            page = self.http.fetch(request)
-            records = venue.records(page.payload)
-            self.summary.pages += 1
-            page_no = self.summary.pages
-            self._begin_uploads()
-            uri = self.raw.add(page_no, request.safe_meta(), page.status, page.body, len(records))
-            yield page_no, records, uri
-            nxt = venue.next_request(request, page.payload, page.headers, records, window)
-            if nxt is not None and venue.stop_after(records, window):
-                nxt = None
-            request = nxt
+        pages: queue.Queue[tuple[Request, Page, list[Any]] | BaseException | None] = queue.Queue(PREFETCH_PAGES)
+        stop = threading.Event()
+
+        def put(item: tuple[Request, Page, list[Any]] | BaseException | None) -> bool:
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def fetch_all() -> None:
+            try:
+                request: Request | None = venue.first_request(window)
+                while request is not None and not stop.is_set():
+                    page = self.http.fetch(request)
+                    records = venue.records(page.payload)
+                    nxt = venue.next_request(request, page.payload, page.headers, records, window)
+                    if nxt is not None and venue.stop_after(records, window):
+                        nxt = None
+                    if not put((request, page, records)):
+                        return
+                    request = nxt
+                put(None)
+            except BaseException as exc:  # handed to the consuming thread, which raises it
+                put(exc)
+
+        fetcher = threading.Thread(target=fetch_all, name=f"ledgerlake-fetch-{venue.name}", daemon=True)
+        fetcher.start()
+        try:
+            while True:
+                item = pages.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                request, page, records = item
+                self.summary.pages += 1
+                page_no = self.summary.pages
+                self._begin_uploads()
+                uri = self.raw.add(page_no, request.safe_meta(), page.status, page.body, len(records))
+                yield page_no, records, uri
+        finally:
+            stop.set()
+            # A fetch in flight ends within its timeouts; the thread is a daemon, so a stuck one never holds
+            # the process, and it hands nothing more to anyone once `stop` is set.
+            fetcher.join(timeout=5)
 
     # Ledger --------------------------------------------------------------------------------------
 
@@ -343,7 +387,7 @@ class Extraction:
                         continue
                     before = len(cols)
                     try:
-                        venue.columns(records, cols)
+                        venue.append(records, cols)
                     except (KeyError, TypeError, ValueError, AttributeError) as exc:
                         self._truncate(cols, before)
                         self._bad_record([(page_no, records, uri)], f"{type(exc).__name__}: {exc}")

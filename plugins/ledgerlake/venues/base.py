@@ -121,7 +121,8 @@ class LedgerColumns:
     venue_entry_type: list[Any] = field(default_factory=list)
     reference_id: list[Any] = field(default_factory=list)
     instrument: list[Any] = field(default_factory=list)
-    details: list[str] = field(default_factory=list)
+    # The records themselves, for the `details` column (engine.details builds it for a whole batch at once).
+    records: list[Any] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.entry_id)
@@ -294,6 +295,8 @@ class Venue:
     # Chronological tie-break after the time: "id" (int(entry_id)) or "listing" (the venue's own order).
     tie_break: ClassVar[str] = "id"
     required: ClassVar[dict[str, str]] = {}  # record field -> kind, to name the field of a bad record
+    # Record fields with a column of their own; every other field goes into `details` (the contract).
+    mapped_keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, account: AccountConfig, credentials: VenueCredentials, page_size: int | None = None) -> None:
         self.account = account
@@ -301,6 +304,7 @@ class Venue:
         size = int(page_size or credentials.extra.get("page_size") or self.default_page_size)
         self.page_size = max(1, min(size, self.max_page_size))
         self._quoter = bare_decimal_quoter(self.bare_decimal_keys)
+        self._decimal_keys = [(f'"{k}"'.encode(), f'"{k}":"'.encode()) for k in self.bare_decimal_keys]
 
     # Windows and retention ------------------------------------------------------------------------
 
@@ -335,9 +339,15 @@ class Venue:
 
     def parse(self, body: bytes) -> Any:
         """JSON -> Python; bare decimal numbers are quoted first so they never pass through float."""
-        if self._quoter is not None:
+        if self._quoter is not None and not self._all_quoted(body):
             body = self._quoter.sub(rb'\1"\2"', body)
         return orjson.loads(body)
+
+    def _all_quoted(self, body: bytes) -> bool:
+        """Every `"key"` of a decimal field is followed by `:"` (the usual, compact answer): no number to quote,
+        and two byte counts are far cheaper than the pattern's scan. `"key"` cannot occur inside a JSON
+        string (its quotes would be escaped), so any other form (a number, spaces) makes the counts differ."""
+        return all(body.count(key) == body.count(key_quoted) for key, key_quoted in self._decimal_keys)
 
     def check(self, status: int, payload: Any, headers: dict[str, str]) -> Reply:
         raise NotImplementedError
@@ -357,7 +367,14 @@ class Venue:
     # Rows -----------------------------------------------------------------------------------------
 
     def columns(self, records: list[dict[str, Any]], out: LedgerColumns) -> None:
+        """Append the records' values of the unified columns (not `details`: see `append`)."""
         raise NotImplementedError
+
+    def append(self, records: list[dict[str, Any]], out: LedgerColumns) -> None:
+        """Append a page's records to the batch: their column values, and the records themselves, which
+        engine.details turns into the `details` column for the whole batch at once."""
+        self.columns(records, out)
+        out.records += records
 
     def record_problem(self, record: Any) -> tuple[str, str] | None:
         """(field, reason) for the first thing wrong with a record, else None."""

@@ -20,13 +20,12 @@ from ledgerlake.venues.base import (
     SignedRequest,
     Venue,
     Window,
-    details_json,
 )
 
 ENTRY_TYPES = {"transfer": "transfer", "match": "trade", "fee": "fee", "rebate": "rebate", "conversion": "trade"}
 
 # Fields with a column of their own; `details` stays in the details JSON as received.
-_MAPPED = frozenset({"id", "created_at", "amount", "balance", "type"})
+MAPPED_KEYS = frozenset({"id", "created_at", "amount", "balance", "type"})
 
 
 def rfc3339(instant: datetime) -> str:
@@ -44,6 +43,7 @@ class Coinbase(Venue):
     newest_first = True
     rate_limit = RateLimit(15, 1, scope="key")  # private endpoints: 15 requests/s per profile (bursts to 30)
     entry_types: ClassVar[dict[str, str]] = ENTRY_TYPES
+    mapped_keys: ClassVar[frozenset[str]] = MAPPED_KEYS
     bare_decimal_keys = ("amount", "balance")
     entry_id_kind = "str"
     code_kind = "str"
@@ -125,9 +125,3 @@ class Coinbase(Venue):
         refs = [d.get("trade_id") or d.get("profile_transfer_id") or d.get("transfer_id") for d in details]
         out.reference_id += [None if ref in (None, "") else str(ref) for ref in refs]
         out.instrument += [d.get("product_id") or None for d in details]
-        out.details += [
-            details_json({"details": r["details"]})
-            if len(r) == 6 and "details" in r
-            else details_json({k: v for k, v in r.items() if k not in _MAPPED})
-            for r in records
-        ]

@@ -19,7 +19,6 @@ from ledgerlake.venues.base import (
     SignedRequest,
     Venue,
     Window,
-    details_json,
 )
 
 PATH = "/fapi/v1/account/logs"
@@ -44,7 +43,7 @@ ENTRY_TYPES = {
     "16": "liquidation",
 }
 
-_MAPPED = frozenset(
+MAPPED_KEYS = frozenset(
     {"id", "asset", "change_type", "amount", "balance_before", "balance_after", "related_id", "created_at"}
 )
 
@@ -72,6 +71,7 @@ class ExchangeHubX(Venue):
     # UNVERIFIED: no published limit. 10 requests/s per key is a guess on the safe side; override per connection.
     rate_limit = RateLimit(10, 1, scope="key")
     entry_types: ClassVar[dict[str, str]] = ENTRY_TYPES
+    mapped_keys: ClassVar[frozenset[str]] = MAPPED_KEYS
     bare_decimal_keys = ("amount", "balance_before", "balance_after")
     entry_id_kind = "int"
     code_kind = "int"
@@ -153,4 +153,3 @@ class ExchangeHubX(Venue):
         out.venue_entry_type += [r["change_type"] for r in records]
         out.reference_id += [None if not rid else str(rid) for rid in [r.get("related_id") for r in records]]
         out.instrument += [None] * len(records)
-        out.details += [details_json({k: v for k, v in r.items() if k not in _MAPPED}) for r in records]

@@ -18,7 +18,6 @@ from ledgerlake.venues.base import (
     SignedRequest,
     Venue,
     Window,
-    details_json,
 )
 
 PATH = "/api/v1/account/balance/history"
@@ -36,7 +35,7 @@ ENTRY_TYPES = {
     "payout": "reward",
 }
 
-_MAPPED = frozenset({"amount", "balance", "event_type", "created_at"})
+MAPPED_KEYS = frozenset({"amount", "balance", "event_type", "created_at"})
 
 
 def entry_id(account: str, created_at: Any, event_type: Any, amount: Any, balance: Any, pending: Any) -> str:
@@ -54,6 +53,7 @@ class Pacifica(Venue):
     rate_limit = RateLimit(125, 60, scope="ip")
     rate_limit_with_key = RateLimit(300, 60, scope="ip")
     entry_types: ClassVar[dict[str, str]] = ENTRY_TYPES
+    mapped_keys: ClassVar[frozenset[str]] = MAPPED_KEYS
     bare_decimal_keys = ("amount", "balance", "pending_balance")
     entry_id_kind = "str"
     code_kind = "str"
@@ -142,4 +142,3 @@ class Pacifica(Venue):
         out.venue_entry_type += kinds
         out.reference_id += [None] * n
         out.instrument += [None] * n
-        out.details += [details_json({k: v for k, v in r.items() if k not in _MAPPED}) for r in records]

@@ -21,7 +21,6 @@ from ledgerlake.venues.base import (
     SignedRequest,
     Venue,
     Window,
-    details_json,
 )
 
 PATH = "/sapi/v1/account/bill_record"
@@ -55,7 +54,7 @@ AUTH_ERRORS = frozenset(
 )
 RATE_LIMIT_ERRORS = frozenset({"base-request-exceed-frequency-limit", "1032", "429"})
 
-_MAPPED = frozenset({"query_id", "ts", "asset", "amount", "type", "contract_code"})
+MAPPED_KEYS = frozenset({"query_id", "ts", "asset", "amount", "type", "contract_code"})
 
 
 def signature_payload(method: str, base_url: str, path: str, params: dict[str, str]) -> tuple[str, str]:
@@ -78,6 +77,7 @@ class SunX(Venue):
     retention = timedelta(days=90)
     retention_text = "bill records of the past 90 days"
     entry_types: ClassVar[dict[str, str]] = ENTRY_TYPES
+    mapped_keys: ClassVar[frozenset[str]] = MAPPED_KEYS
     bare_decimal_keys = ("amount",)
     entry_id_kind = "int"
     code_kind = "int"
@@ -160,4 +160,3 @@ class SunX(Venue):
         out.venue_entry_type += [r["type"] for r in records]
         out.reference_id += [None] * len(records)
         out.instrument += [r.get("contract_code") or None for r in records]
-        out.details += [details_json({k: v for k, v in r.items() if k not in _MAPPED}) for r in records]
