@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from ledgerlake.engine.client import HttpClient
 from ledgerlake.engine.errors import AuthError, BanError, TransientExtractError, VenueRefusedError
 from ledgerlake.engine.ratelimit import SlidingWindowLimiter
+from ledgerlake.engine.stages import StageClock
 from ledgerlake.interval import from_ms
 from ledgerlake.venues.base import Request, Venue
 
@@ -121,6 +122,7 @@ class VenueHttp:
         backoff_base_s: float,
         backoff_max_s: float,
         max_retry_after_s: float,
+        clock: StageClock | None = None,
     ) -> None:
         self.venue = venue
         self.limiter = limiter
@@ -131,6 +133,7 @@ class VenueHttp:
         self.backoff_max_s = backoff_max_s
         self.max_retry_after_s = max_retry_after_s
         self.stats = HttpStats()
+        self.clock = clock or StageClock()
         self.client = HttpClient(
             venue.credentials.base_url,
             connect_timeout=connect_timeout,
@@ -150,16 +153,18 @@ class VenueHttp:
         while True:
             ticket = None
             if self.limiter is not None:
-                waited, ticket = self.limiter.acquire(request.cost)
+                with self.clock("rate_limit_wait"):
+                    waited, ticket = self.limiter.acquire(request.cost)
                 self.stats.rate_limit_wait_s += waited
-            signed = self.venue.sign(request, datetime.now(UTC))
-            self.stats.requests += 1
             retry_after: float | None = None
             try:
-                root = self.client.root
-                if not signed.url.startswith(root):
-                    raise ValueError(f"{self.context}: a signed URL left the venue's host {root}")
-                resp = self.client.request(request.method, signed.url[len(root) :], signed.headers, signed.body)
+                with self.clock("request"):
+                    signed = self.venue.sign(request, datetime.now(UTC))
+                    self.stats.requests += 1
+                    root = self.client.root
+                    if not signed.url.startswith(root):
+                        raise ValueError(f"{self.context}: a signed URL left the venue's host {root}")
+                    resp = self.client.request(request.method, signed.url[len(root) :], signed.headers, signed.body)
             except OSError as exc:
                 if ticket is not None:
                     self.limiter.settle(ticket)  # type: ignore[union-attr]
@@ -174,12 +179,13 @@ class VenueHttp:
                     with contextlib.suppress(ValueError):
                         self.limiter.observe_used(float(headers["x-mbx-used-weight-1m"]))
                 body = resp.body
-                try:
-                    payload = self.venue.parse(body)
-                    parsed = True
-                except ValueError:  # orjson.JSONDecodeError is a ValueError
-                    payload, parsed = body[:300].decode("utf-8", "replace"), False
-                reply = self.venue.check(resp.status, payload, headers)
+                with self.clock("parse"):
+                    try:
+                        payload = self.venue.parse(body)
+                        parsed = True
+                    except ValueError:  # orjson.JSONDecodeError is a ValueError
+                        payload, parsed = body[:300].decode("utf-8", "replace"), False
+                    reply = self.venue.check(resp.status, payload, headers)
                 if reply.kind == "ok" and parsed:
                     return Page(resp.status, body, payload, headers)
                 message = self.redact(reply.message)

@@ -38,6 +38,7 @@ from ledgerlake.engine.http import Page, Redactor, VenueHttp
 from ledgerlake.engine.ratelimit import limiter_for
 from ledgerlake.engine.raw import RawArchive
 from ledgerlake.engine.rows import BATCH_FIELDS, LedgerBatch, RowsError, decimals, ledger_batch, order_violation
+from ledgerlake.engine.stages import StageClock
 from ledgerlake.engine.writer import PartitionedParquetWriter, Uploader
 from ledgerlake.interval import Interval, to_ms
 from ledgerlake.lake import Lake, Manifest, ManifestFile, manifest_key, quarantine_prefix
@@ -89,6 +90,7 @@ class ExtractSummary:
     requests: int = 0
     outside_interval: int = 0
     duplicates_removed: int = 0
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)  # engine.stages: wall and CPU seconds
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,6 +153,7 @@ class Extraction:
         self.redact = Redactor(credentials.secrets())
         limit = resolve_rate_limit(self.venue, options, credentials)
         self.limit = limit
+        self.clock = StageClock()
         self.http = VenueHttp(
             self.venue,
             limiter_for(self.venue.rate_limit_scope_key(), limit) if limit else None,
@@ -162,6 +165,7 @@ class Extraction:
             backoff_base_s=options.backoff_base_s,
             backoff_max_s=options.backoff_max_s,
             max_retry_after_s=options.max_retry_after_s,
+            clock=self.clock,
         )
         self.summary = ExtractSummary(
             venue_name, account.account, f"{interval.start.isoformat()}/{interval.end.isoformat()}"
@@ -202,9 +206,12 @@ class Extraction:
                 self._run_snapshots(tmp)
             else:
                 self._run_ledger(tmp)
-            self.raw.flush()
-            files = self.uploader.wait()
-            return self._finish(files)
+            with self.clock("raw_archive"):
+                self.raw.flush()
+            with self.clock("upload_wait"):
+                files = self.uploader.wait()
+            with self.clock("manifest"):
+                return self._finish(files)
         except BaseException:
             self._abandon()
             raise
@@ -234,13 +241,15 @@ class Extraction:
         s.requests = self.http.stats.requests
         s.rate_limit_wait_s = round(self.http.stats.rate_limit_wait_s, 3)
         s.seconds = round(time.monotonic() - self._started, 3)
+        s.stages = self.clock.report()
         s.rows["raw"] = sum(f.rows for f in files if f.dataset == "raw")
         manifest = Manifest.build(
             self.venue.name,
             self.account.account,
             self.interval,
             files,
-            summary={k: v for k, v in s.to_dict().items() if k not in ("manifest_key", "seconds")},
+            # Only what a re-run reproduces: timings would make identical runs write different manifests.
+            summary={k: v for k, v in s.to_dict().items() if k not in ("manifest_key", "seconds", "stages")},
         )
         self._begin_uploads()
         s.manifest_key = self.lake.write_manifest(manifest)
@@ -314,10 +323,11 @@ class Extraction:
                 request: Request | None = venue.first_request(window)
                 while request is not None and not stop.is_set():
                     page = self.http.fetch(request)
-                    records = venue.records(page.payload)
-                    nxt = venue.next_request(request, page.payload, page.headers, records, window)
-                    if nxt is not None and venue.stop_after(records, window):
-                        nxt = None
+                    with self.clock("parse"):
+                        records = venue.records(page.payload)
+                        nxt = venue.next_request(request, page.payload, page.headers, records, window)
+                        if nxt is not None and venue.stop_after(records, window):
+                            nxt = None
                     if not put((request, page, records)):
                         return
                     request = nxt
@@ -329,7 +339,8 @@ class Extraction:
         fetcher.start()
         try:
             while True:
-                item = pages.get()
+                with self.clock("wait_for_pages"):
+                    item = pages.get()
                 if item is None:
                     return
                 if isinstance(item, BaseException):
@@ -338,7 +349,8 @@ class Extraction:
                 self.summary.pages += 1
                 page_no = self.summary.pages
                 self._begin_uploads()
-                uri = self.raw.add(page_no, request.safe_meta(), page.status, page.body, len(records))
+                with self.clock("raw_archive"):
+                    uri = self.raw.add(page_no, request.safe_meta(), page.status, page.body, len(records))
                 yield page_no, records, uri
         finally:
             stop.set()
@@ -383,28 +395,32 @@ class Extraction:
                 uris: list[str] = []
                 pages: list[tuple[int, list[dict[str, Any]], str]] = []
                 for page_no, records, uri in self._pages(window):
-                    if not records:
-                        continue
-                    before = len(cols)
-                    try:
-                        venue.append(records, cols)
-                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                        self._truncate(cols, before)
-                        self._bad_record([(page_no, records, uri)], f"{type(exc).__name__}: {exc}")
-                    if recent is not None:
-                        self._dedup(cols, before, recent)
-                    uris.extend([uri] * (len(cols) - before))
-                    pages.append((page_no, records, uri))
-                    if len(cols) >= self.options.batch_rows:
-                        self._flush(cols, uris, pages, start_us, end_us, writer)
-                        cols, uris, pages = LedgerColumns(), [], []
-                    self._progress(window, self._rows_seen)
-                self._flush(cols, uris, pages, start_us, end_us, writer, final=True)
+                    with self.clock("normalize"):
+                        if not records:
+                            continue
+                        before = len(cols)
+                        try:
+                            venue.append(records, cols)
+                        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                            self._truncate(cols, before)
+                            self._bad_record([(page_no, records, uri)], f"{type(exc).__name__}: {exc}")
+                        if recent is not None:
+                            self._dedup(cols, before, recent)
+                        uris.extend([uri] * (len(cols) - before))
+                        pages.append((page_no, records, uri))
+                        if len(cols) >= self.options.batch_rows:
+                            self._flush(cols, uris, pages, start_us, end_us, writer)
+                            cols, uris, pages = LedgerColumns(), [], []
+                        self._progress(window, self._rows_seen)
+                with self.clock("normalize"):
+                    self._flush(cols, uris, pages, start_us, end_us, writer, final=True)
                 self._progress(window, self._rows_seen, force=True)
             if self._spill is not None:
                 self._close_spill()
-                self._unspill(self._spill_path, writer, reverse=self._direction is not False)
-            writer.close()
+                with self.clock("normalize"):
+                    self._unspill(self._spill_path, writer, reverse=self._direction is not False)
+            with self.clock("write_parquet"):
+                writer.close()
         except BaseException:
             writer.abort()
             if self._spill is not None:
@@ -497,7 +513,9 @@ class Extraction:
             return
         self._rows_seen += chunk.num_rows
         if newest_first is False and self._spill is None:
-            writer.write(self._complete(chunk))  # oldest first: straight into the final files
+            chunk = self._complete(chunk)
+            with self.clock("write_parquet"):
+                writer.write(chunk)  # oldest first: straight into the final files
             return
         if self._spill is None:
             # Arrow IPC with LZ4: ten times cheaper to write and read back than Parquet, still compact.
@@ -505,7 +523,9 @@ class Extraction:
             options = pa.ipc.IpcWriteOptions(compression="lz4")
             self._spill = pa.ipc.new_file(self._spill_file, chunk.schema, options=options)
         # One record batch per chunk: the chunks are read back in reverse, never the rows inside one.
-        self._spill.write_batch(chunk.combine_chunks().to_batches()[0])
+        record_batch = chunk.combine_chunks().to_batches()[0]
+        with self.clock("write_parquet"):
+            self._spill.write_batch(record_batch)
 
     def _sorted_chunk(self, batch: LedgerBatch, newest_first: bool, final: bool) -> pa.Table | None:
         """The batch's rows sorted by (time, id), minus the held-back group of the batch's last time."""
@@ -587,7 +607,9 @@ class Extraction:
             spilled = pa.ipc.open_file(source)
             count = spilled.num_record_batches
             for i in range(count - 1, -1, -1) if reverse else range(count):
-                writer.write(self._complete(pa.Table.from_batches([spilled.get_batch(i)])))
+                chunk = self._complete(pa.Table.from_batches([spilled.get_batch(i)]))
+                with self.clock("write_parquet"):
+                    writer.write(chunk)
 
     # Bad records ---------------------------------------------------------------------------------
 
