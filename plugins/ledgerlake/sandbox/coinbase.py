@@ -12,15 +12,16 @@ import base64
 import hashlib
 import hmac
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
 import orjson
 
 from ledgerlake.sandbox.http import Request, Response
-from ledgerlake.sandbox.ledger import Block, Kind, LedgerModel, fmt_units, to_us
+from ledgerlake.sandbox.ledger import DAY_US, UNIX_EPOCH_ORD, Chunk, Kind, LedgerModel, fmt_units, to_us
 from ledgerlake.sandbox.ratelimit import TokenBucket
+from ledgerlake.sandbox.text import Rows
 from ledgerlake.sandbox.venue import LedgerVenue, SandboxAccount, State, details_json, query_params
 
 _PATH = re.compile(r"^/accounts/([^/]+)/ledger$")
@@ -69,6 +70,58 @@ def _uuid(aux: int, tag: int) -> str:
     mixed = ((aux + 1) * 0x9E3779B97F4A7C15F39CC0605CEDC835 ^ tag * 0xD1B54A32D192ED03) * 0xFF51AFD7ED558CCD
     h = f"{mixed & _MASK128:032x}"
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+_MUL1, _MUL2, _MUL3 = 0x9E3779B97F4A7C15F39CC0605CEDC835, 0xD1B54A32D192ED03, 0xFF51AFD7ED558CCD
+_M32 = np.uint64(0xFFFFFFFF)
+_HEX2 = np.array([list(f"{i:02x}".encode()) for i in range(256)], dtype=np.uint8)
+_VARIANT = np.zeros(256, dtype=np.uint8)  # a hex digit -> '89ab'[its value & 3]
+for _c in "0123456789abcdef":
+    _VARIANT[ord(_c)] = ord("89ab"[int(_c, 16) & 3])
+
+
+def _mul128(a: list[np.ndarray | None], b: int) -> list[np.ndarray]:
+    """a * b mod 2**128; a as four 32-bit limbs in uint64 arrays, low first (None: zero), b a constant."""
+    n = len(next(x for x in a if x is not None))
+    cols = [np.zeros(n, dtype=np.uint64) for _ in range(4)]
+    for i, ai in enumerate(a):
+        for j in range(4 - i):
+            bj = (b >> (32 * j)) & 0xFFFFFFFF
+            if ai is None or not bj:
+                continue
+            p = ai * np.uint64(bj)  # < 2**64
+            cols[i + j] += p & _M32
+            if i + j < 3:
+                cols[i + j + 1] += p >> np.uint64(32)
+    out: list[np.ndarray] = []
+    carry = np.zeros(n, dtype=np.uint64)
+    for col in cols:
+        col += carry
+        out.append(col & _M32)
+        carry = col >> np.uint64(32)
+    return out
+
+
+def _uuids(aux: np.ndarray, tag: int) -> np.ndarray:
+    """_uuid for many entries at once: an (n, 36) byte matrix."""
+    x = (aux + 1).astype(np.uint64)
+    mixed = _mul128([x & _M32, x >> np.uint64(32), None, None], _MUL1)
+    t = tag * _MUL2
+    mixed = [limb ^ np.uint64((t >> (32 * i)) & 0xFFFFFFFF) for i, limb in enumerate(mixed)]
+    mixed = _mul128(list(mixed), _MUL3)
+    octets = [(limb >> np.uint64(s)) & np.uint64(255) for limb in mixed[::-1] for s in (24, 16, 8, 0)]
+    h = np.concatenate([np.take(_HEX2, o, axis=0) for o in octets], axis=1)
+    dash = np.full((len(aux), 1), ord("-"), dtype=np.uint8)
+    four = np.full((len(aux), 1), ord("4"), dtype=np.uint8)
+    variant = np.take(_VARIANT, h[:, 16])[:, None]
+    return np.concatenate(
+        [h[:, :8], dash, h[:, 8:12], dash, four, h[:, 13:16], dash, variant, h[:, 17:20], dash, h[:, 20:]], axis=1
+    )
+
+
+_KIND_TEXT = [k.code.encode() for k in KINDS]
+# details layouts (see Coinbase._details): 0 order/product/trade, 1 from/profile transfer/to, 2 transfer, 3 conversion
+_LAYOUT = np.array([{"match": 0, "fee": 0, "rebate": 0, "transfer": 1, "conversion": 3}[k.code] for k in KINDS])
 
 
 def parse_date(text: str) -> datetime | None:
@@ -125,7 +178,7 @@ class Coinbase(LedgerVenue):
             return {"transfer_id": _uuid(aux, 5), "transfer_type": "deposit" if amount > 0 else "withdraw"}
         return {"conversion_id": _uuid(aux, 6)}
 
-    def _fields(self, account: str, pos: int, blk: Block, j: int) -> tuple[Any, ...]:
+    def _fields(self, account: str, pos: int, blk: Chunk, j: int) -> tuple[Any, ...]:
         kind = KINDS[blk.kinds[j]].code
         currency = self.accounts[self.index[account]].options["currency"]
         amount = blk.amounts[j]
@@ -133,34 +186,69 @@ class Coinbase(LedgerVenue):
         return (
             str(self.entry_id(account, pos)),
             fmt_units(amount, 16),
-            fmt_units(blk.before[j] + amount, 16),
+            fmt_units(blk.balances_before[j] + amount, 16),
             blk.times[j],
             kind,
             details,
             currency,
         )
 
-    def block_items(self, account: str, blk: Block) -> list[bytes]:
-        currency = self.accounts[self.index[account]].options["currency"]
-        products = _PRODUCTS.get(currency, ("BTC-USD",))
-        step = len(self.accounts)
-        first_id = self.entry_id(account, blk.first)
-        codes = [k.code for k in KINDS]
-        details, dumps = self._details, orjson.dumps
-        out = []
-        stamps = np.datetime_as_string(np.array(blk.times, dtype="datetime64[us]"), unit="us").tolist()
-        for j, (t, kind_i, amount, before, aux) in enumerate(
-            zip(stamps, blk.kinds, blk.amounts, blk.before, blk.aux, strict=True)
-        ):
-            kind = codes[kind_i]
-            head = (
-                f'{{"id":"{first_id + j * step}","amount":"{fmt_units(amount, 16)}",'
-                f'"balance":"{fmt_units(before + amount, 16)}","created_at":"{t}Z","type":"{kind}","details":'
-            )
-            out.append(head.encode() + dumps(details(kind, aux, amount, products)) + b"}")
-        return out
+    def chunk_items(self, account: str, chunk: Chunk, order: slice) -> tuple[bytes, np.ndarray]:
+        n = chunk.n
+        kind = chunk.kind_i[order].astype(np.intp)
+        aux = chunk.aux_i[order]
+        amount = chunk.amount.take(order)
+        balance = chunk.before.take(order) + amount
+        t_us = chunk.t_us[order]
+        ids = self.entry_id(account, chunk.first) + np.arange(n, dtype=np.int64)[order] * len(self.accounts)
+        day0 = t_us[0] // DAY_US * DAY_US  # a chunk lies inside one UTC day
+        of_day = t_us - day0
+        stamp_day = date.fromordinal(UNIX_EPOCH_ORD + int(day0 // DAY_US)).isoformat().encode()
+        rows = Rows(n).const(b'{"id":"').integer(ids).const(b'","amount":"').units(amount.whole, amount.frac, 16)
+        rows.const(b'","balance":"').units(balance.whole, balance.frac, 16)
+        rows.const(b'","created_at":"' + stamp_day + b"T").digits(of_day // 3_600_000_000, 2)
+        rows.const(b":").digits(of_day // 60_000_000 % 60, 2).const(b":").digits(of_day // 1_000_000 % 60, 2)
+        rows.const(b".").digits(of_day % 1_000_000, 6).const(b'Z","type":"').choice(_KIND_TEXT, kind)
+        rows.const(b'","details":').band(*self._details_matrix(account, kind, aux, amount.positive()))
+        return rows.const(b"},").pack()
 
-    def unified(self, account: str, pos: int, blk: Block, j: int) -> tuple[Any, ...]:
+    def _details_matrix(
+        self, account: str, kind: np.ndarray, aux: np.ndarray, credit: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The details objects (as _details and orjson write them), one layout at a time, merged by row."""
+        currency = self.accounts[self.index[account]].options["currency"]
+        products = [p.encode() for p in _PRODUCTS.get(currency, ("BTC-USD",))]
+        layout = _LAYOUT[kind]
+        layout[(layout == 1) & (aux % 3 == 0)] = 2
+        built: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+        for which in range(4):
+            rows_at = np.flatnonzero(layout == which)
+            if not len(rows_at):
+                continue
+            a = aux[rows_at]
+            sub = Rows(len(rows_at))
+            if which == 0:
+                sub.const(b'{"order_id":"').band(_uuids(a, 1)).const(b'","product_id":"')
+                sub.choice(products, a % len(products)).const(b'","trade_id":"')
+                sub.integer(1_000_000 + (a >> 20) % 900_000_000)
+            elif which == 1:
+                sub.const(b'{"from":"').band(_uuids(a, 2)).const(b'","profile_transfer_id":"').band(_uuids(a, 3))
+                sub.const(b'","to":"').band(_uuids(a, 4))
+            elif which == 2:
+                sub.const(b'{"transfer_id":"').band(_uuids(a, 5)).const(b'","transfer_type":"')
+                sub.choice((b"withdraw", b"deposit"), credit[rows_at].astype(np.intp))
+            else:
+                sub.const(b'{"conversion_id":"').band(_uuids(a, 6))
+            built.append((rows_at, *sub.const(b'"}').matrix()))
+        width = max(m.shape[1] for _, m, _ in built)
+        matrix = np.zeros((len(kind), width), dtype=np.uint8)
+        keep = np.zeros((len(kind), width), dtype=bool)
+        for rows_at, m, k in built:
+            matrix[rows_at, : m.shape[1]] = m
+            keep[rows_at, : m.shape[1]] = True if k is None else k
+        return matrix, keep
+
+    def unified(self, account: str, pos: int, blk: Chunk, j: int) -> tuple[Any, ...]:
         f = self._fields(account, pos, blk, j)
         d = f[5]
         ref = d.get("trade_id") or d.get("profile_transfer_id") or d.get("transfer_id")
@@ -270,20 +358,27 @@ class Coinbase(LedgerVenue):
         if "before" in cursors:  # newer than the cursor
             lo = max(lo, self.first_pos_with_id_at_least(account, cursors["before"] + 1))
         view = self.views[account]
-        picked: list[tuple[int, Block, int]] = []
-        walk = stream.walk(lo, hi) if "before" in cursors and "after" not in cursors else stream.walk_desc(hi, lo)
-        for pos, blk, j in walk:
-            if view.dropped and view.is_dropped(pos):
-                continue
-            picked.append((pos, blk, j))
-            if len(picked) == limit:
-                break
-        if picked and picked[0][0] < picked[-1][0]:
-            picked.reverse()  # a `before` page is the oldest entries above the cursor, still listed newest first
-        items = [self.item(account, pos, blk, j) for pos, blk, j in picked]
-        self.stats["entries_served"] += len(items)
-        resp = Response(200, b"[" + b",".join(items) + b"]")
-        if picked:
-            resp.headers.append(("CB-BEFORE", str(self.entry_id(account, picked[0][0]))))
-            resp.headers.append(("CB-AFTER", str(self.entry_id(account, picked[-1][0]))))
+        forward = "before" in cursors and "after" not in cursors  # the oldest entries above the cursor
+        if not view.dropped:  # a contiguous run of positions: slices of serialised chunks
+            count = max(0, min(limit, hi - lo))
+            newest, oldest = (lo + count - 1, lo) if forward else (hi - 1, hi - count)
+            body = self.listing(account, oldest, newest + 1, newest_first=True) if count else b""
+        else:
+            picked: list[tuple[int, Chunk, int]] = []
+            for pos, blk, j in stream.walk(lo, hi) if forward else stream.walk_desc(hi, lo):
+                if view.is_dropped(pos):
+                    continue
+                picked.append((pos, blk, j))
+                if len(picked) == limit:
+                    break
+            picked.sort(key=lambda p: -p[0])  # a `before` page too is listed newest first
+            count = len(picked)
+            body = b",".join(self.item(account, pos, blk, j) for pos, blk, j in picked)
+            if picked:
+                newest, oldest = picked[0][0], picked[-1][0]
+        self.stats["entries_served"] += count
+        resp = Response(200, b"[" + body + b"]")
+        if count:
+            resp.headers.append(("CB-BEFORE", str(self.entry_id(account, newest))))
+            resp.headers.append(("CB-AFTER", str(self.entry_id(account, oldest))))
         return resp

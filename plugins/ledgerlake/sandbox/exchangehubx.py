@@ -11,11 +11,13 @@ import hashlib
 import hmac
 from typing import Any
 
+import numpy as np
 import orjson
 
 from ledgerlake.sandbox.http import Request, Response
-from ledgerlake.sandbox.ledger import Block, Kind, LedgerModel, fmt_units
+from ledgerlake.sandbox.ledger import Chunk, Kind, LedgerModel, fmt_units
 from ledgerlake.sandbox.ratelimit import TokenBucket
+from ledgerlake.sandbox.text import Rows
 from ledgerlake.sandbox.venue import LedgerVenue, SandboxAccount, State, details_json, query_params
 
 PATH = "/fapi/v1/account/logs"
@@ -70,6 +72,18 @@ def _remark(code: int, aux: int) -> str:
     return text
 
 
+# Columns of the serialiser, from the per-entry definitions above: by kind, and remarks by (kind, aux % 4,
+# aux % 7 == 0) (what _remark reads of aux), each from an aux that has those residues.
+_RELATED = np.array([_TYPES[c][4] for c in _CODES])
+_REMARKS = [
+    orjson.dumps(_remark(c, next(x for x in range(28) if x % 4 == s and (x % 7 == 0) == z)))
+    for c in _CODES
+    for s in range(4)
+    for z in (False, True)
+]
+_ASSETS = tuple(a.encode() for a in MODEL.assets)
+
+
 class ExchangeHubX(LedgerVenue):
     name = "exchangehubx"
 
@@ -89,13 +103,13 @@ class ExchangeHubX(LedgerVenue):
         return int(entry_id) - self.id_base[account] if entry_id.isdigit() else None
 
     # --- entry fields ---------------------------------------------------------------------------------
-    def _fields(self, account: str, pos: int, blk: Block, j: int) -> tuple[Any, ...]:
+    def _fields(self, account: str, pos: int, blk: Chunk, j: int) -> tuple[Any, ...]:
         code = _CODES[blk.kinds[j]]
         aux = blk.aux[j]
         related_type = _TYPES[code][4]
         related_id = 0 if related_type == 0 else 10**8 + aux % 9 * 10**8 + (aux >> 8) % 10**8
         amount = blk.amounts[j]
-        before = blk.before[j]
+        before = blk.balances_before[j]
         return (
             self.id_base[account] + pos,
             MODEL.assets[blk.assets[j]],
@@ -109,23 +123,26 @@ class ExchangeHubX(LedgerVenue):
             blk.times[j] // 1000,
         )
 
-    def block_items(self, account: str, blk: Block) -> list[bytes]:
-        out = []
-        fields, dumps, first = self._fields, orjson.dumps, blk.first
-        for j in range(len(blk)):
-            f = fields(account, first + j, blk, j)
-            out.append(
-                (
-                    f'{{"id":{f[0]},"asset":"{f[1]}","change_type":{f[2]},"amount":"{f[3]}",'
-                    f'"balance_before":"{f[4]}","balance_after":"{f[5]}","related_id":{f[6]},'
-                    f'"related_type":{f[7]},"remark":'
-                ).encode()
-                + dumps(f[8])
-                + f',"created_at":{f[9]}}}'.encode()
-            )
-        return out
+    def chunk_items(self, account: str, chunk: Chunk, order: slice) -> tuple[bytes, np.ndarray]:
+        kind = chunk.kind_i[order].astype(np.intp)
+        aux = chunk.aux_i[order]
+        amount, before = chunk.amount.take(order), chunk.before.take(order)
+        related = _RELATED[kind]
+        related_id = np.where(related == 0, 0, 10**8 + aux % 9 * 10**8 + (aux >> 8) % 10**8)
+        remark = kind * 8 + (aux % 4) * 2 + (aux % 7 == 0)
+        ids = self.id_base[account] + chunk.first + np.arange(chunk.n, dtype=np.int64)[order]
+        rows = Rows(chunk.n).const(b'{"id":').integer(ids).const(b',"asset":"')
+        rows.choice(_ASSETS, chunk.asset_i[order].astype(np.intp)).const(b'","change_type":')
+        rows.choice([str(c).encode() for c in _CODES], kind)
+        rows.const(b',"amount":"').units(amount.whole, amount.frac, 18, strip=True)
+        rows.const(b'","balance_before":"').units(before.whole, before.frac, 18, strip=True)
+        after = before + amount
+        rows.const(b'","balance_after":"').units(after.whole, after.frac, 18, strip=True)
+        rows.const(b'","related_id":').integer(related_id).const(b',"related_type":').integer(related)
+        rows.const(b',"remark":').choice(_REMARKS, remark).const(b',"created_at":')
+        return rows.integer(chunk.t_us[order] // 1000).const(b"},").pack()
 
-    def unified(self, account: str, pos: int, blk: Block, j: int) -> tuple[Any, ...]:
+    def unified(self, account: str, pos: int, blk: Chunk, j: int) -> tuple[Any, ...]:
         f = self._fields(account, pos, blk, j)
         return (
             str(f[0]),
@@ -218,27 +235,33 @@ class ExchangeHubX(LedgerVenue):
         view = self.views[account]
         stream = self.streams[account]
         wanted = None if change_type is None else _CODES.index(change_type)
-        items: list[bytes] = []
-        last = hi
-        for pos, blk, j in stream.walk_desc(hi, lo):
-            if len(items) == limit:
-                break
-            last = pos
-            if wanted is not None and blk.kinds[j] != wanted:
-                continue
-            if view.dropped and view.is_dropped(pos):
-                continue
-            items.append(self.item(account, pos, blk, j))
-        has_more = len(items) == limit and last > lo
+        if wanted is None and not view.dropped:  # a contiguous run of positions: slices of serialised chunks
+            count = max(0, min(limit, hi - lo))
+            listed = self.listing(account, hi - count, hi, newest_first=True) if count else b""
+            last = hi - count if count else hi
+        else:
+            items: list[bytes] = []
+            last = hi
+            for pos, blk, j in stream.walk_desc(hi, lo):
+                if len(items) == limit:
+                    break
+                last = pos
+                if wanted is not None and blk.kinds[j] != wanted:
+                    continue
+                if view.dropped and view.is_dropped(pos):
+                    continue
+                items.append(self.item(account, pos, blk, j))
+            count, listed = len(items), b",".join(items)
+        has_more = count == limit and last > lo
         next_cursor = str(self.id_base[account] + last) if has_more else ""
-        self.stats["entries_served"] += len(items)
+        self.stats["entries_served"] += count
         body = (
             b'{"code":0,"message":"success","data":{"has_more":'
             + (b"true" if has_more else b"false")
             + b',"next_cursor":"'
             + next_cursor.encode()
             + b'","items":['
-            + b",".join(items)
+            + listed
             + b"]}}"
         )
         return Response(200, body)

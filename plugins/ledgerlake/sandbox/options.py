@@ -115,6 +115,9 @@ class SandboxOptions:
     now: datetime | None = None
     host: str = "127.0.0.1"
     port_base: int | None = None  # fixed ports port_base+0..4 in VENUES order; None: free ports
+    # Bytes of generated and serialised entries kept for all accounts (least recently used go first); 1200 MB
+    # holds one 1M-entry day of each ledger venue (~1.1 GB) with the process under 1.5 GB.
+    cache_mb: int = 1200
     # Venue behaviours the documents leave open (each UNVERIFIED; see the venue modules).
     pacifica_paging: str = "offset"  # "offset" (the document here) or "cursor" (the venue's newer docs)
     pacifica_max_limit: int = 1000
@@ -131,6 +134,8 @@ class SandboxOptions:
             object.__setattr__(self, "now", self.now.astimezone(UTC))
         if self.entries_per_day < 4:
             raise ValueError("entries_per_day must be at least 4")
+        if self.cache_mb < 1:
+            raise ValueError("cache_mb must be at least 1")
         if self.accounts_per_venue < 1 or self.days < 0:
             raise ValueError("accounts_per_venue must be >= 1 and days >= 0")
         if self.pacifica_paging not in ("offset", "cursor"):

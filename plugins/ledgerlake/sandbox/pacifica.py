@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import numpy as np
 import orjson
 
 from ledgerlake.sandbox.http import Request, Response
-from ledgerlake.sandbox.ledger import Block, Kind, LedgerModel, fmt_units
+from ledgerlake.sandbox.ledger import Chunk, Kind, LedgerModel, fmt_units
 from ledgerlake.sandbox.ratelimit import RollingWindow
+from ledgerlake.sandbox.text import Rows
 from ledgerlake.sandbox.venue import LedgerVenue, SandboxAccount, State, details_json, query_params
 
 PATH = "/api/v1/account/balance/history"
@@ -38,6 +40,8 @@ ENTRY_TYPES = {
     "market_liquidation": "liquidation", "backstop_liquidation": "liquidation", "adl_liquidation": "liquidation",
     "subaccount_transfer": "transfer", "funding": "funding", "payout": "reward",
 }  # fmt: skip
+_KIND_TEXT = [k.code.encode() for k in KINDS]
+_DEPOSIT = next(i for i, k in enumerate(KINDS) if k.code == "deposit")
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
@@ -87,7 +91,7 @@ class Pacifica(LedgerVenue):
     def model_for(self, acc: SandboxAccount) -> LedgerModel:
         return model(acc.options.get("settlement_asset", "USDC"))
 
-    def _fields(self, account: str, pos: int, blk: Block, j: int) -> tuple[str, str, str, str, int]:
+    def _fields(self, account: str, pos: int, blk: Chunk, j: int) -> tuple[str, str, str, str, int]:
         kind = KINDS[blk.kinds[j]].code
         aux = blk.aux[j]
         pending = 0
@@ -95,24 +99,25 @@ class Pacifica(LedgerVenue):
             pending = (aux >> 8) % 10**10  # a deposit still pending part of its funds
         return (
             fmt_units(blk.amounts[j], 6),
-            fmt_units(blk.before[j] + blk.amounts[j], 6),
+            fmt_units(blk.balances_before[j] + blk.amounts[j], 6),
             fmt_units(pending, 6),
             kind,
             blk.times[j] // 1000,
         )
 
-    def block_items(self, account: str, blk: Block) -> list[bytes]:
-        out = []
-        fields, first = self._fields, blk.first
-        for j in range(len(blk)):
-            f = fields(account, first + j, blk, j)
-            out.append(
-                f'{{"amount":"{f[0]}","balance":"{f[1]}","pending_balance":"{f[2]}",'
-                f'"event_type":"{f[3]}","created_at":{f[4]}}}'.encode()
-            )
-        return out
+    def chunk_items(self, account: str, chunk: Chunk, order: slice) -> tuple[bytes, np.ndarray]:
+        kind = chunk.kind_i[order].astype(np.intp)
+        aux = chunk.aux_i[order]
+        amount = chunk.amount.take(order)
+        after = chunk.before.take(order) + amount
+        pending = np.where((kind == _DEPOSIT) & (aux % 3 == 0), (aux >> 8) % 10**10, 0)  # as _fields
+        rows = Rows(chunk.n).const(b'{"amount":"').units(amount.whole, amount.frac, 6)
+        rows.const(b'","balance":"').units(after.whole, after.frac, 6)
+        rows.const(b'","pending_balance":"').units(pending // 10**6, pending % 10**6, 6)
+        rows.const(b'","event_type":"').choice(_KIND_TEXT, kind).const(b'","created_at":')
+        return rows.integer(chunk.t_us[order] // 1000).const(b"},").pack()
 
-    def unified(self, account: str, pos: int, blk: Block, j: int) -> tuple[Any, ...]:
+    def unified(self, account: str, pos: int, blk: Chunk, j: int) -> tuple[Any, ...]:
         amount, balance, pending, kind, created = self._fields(account, pos, blk, j)
         asset = self.account(account).options.get("settlement_asset", "USDC")
         return (
@@ -193,19 +198,24 @@ class Pacifica(LedgerVenue):
         else:
             top = hi if offset == 0 else view.nth_newest(offset - 1, hi)
         items: list[bytes] = []
-        last = lo
-        if top is not None and top > lo:
+        last, count = lo, 0
+        if top is not None and top > lo and not view.dropped:  # contiguous: slices of serialised chunks
+            last = max(lo, top - limit)
+            count = top - last
+            items.append(self.listing(account, last, top, newest_first=True))
+        elif top is not None and top > lo:
             for pos, blk, j in self.streams[account].walk_desc(top, lo):
-                if view.dropped and view.is_dropped(pos):
+                if view.is_dropped(pos):
                     continue
                 items.append(self.item(account, pos, blk, j))
                 last = pos
                 if len(items) == limit:
                     break
-        self.stats["entries_served"] += len(items)
+            count = len(items)
+        self.stats["entries_served"] += count
         out = b'{"success":true,"data":[' + b",".join(items) + b"]"
         if cursor_mode:
-            more = bool(items) and last > lo and view.nth_newest(0, last) is not None
+            more = count > 0 and last > lo and view.nth_newest(0, last) is not None
             out += b',"next_cursor":' + (f'"{b58(last)}"'.encode() if more else b"null")
             out += b',"has_more":' + (b"true" if more else b"false")
         return Response(200, out + b"}")

@@ -20,11 +20,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
+import numpy as np
 import orjson
 
 from ledgerlake.sandbox.http import Request, Response
-from ledgerlake.sandbox.ledger import Block, Kind, LedgerModel, fmt_units
+from ledgerlake.sandbox.ledger import Chunk, Kind, LedgerModel, fmt_units
 from ledgerlake.sandbox.ratelimit import FixedWindow
+from ledgerlake.sandbox.text import Rows
 from ledgerlake.sandbox.venue import LedgerVenue, SandboxAccount, State, details_json
 
 PATH = "/sapi/v1/account/bill_record"
@@ -87,6 +89,16 @@ MODEL = LedgerModel(
 )
 
 
+def _face(code: int) -> str:
+    return "USDT" if code in (34, 35, 36, 37) else "BTC-USDT" if code in (38, 39) else ""
+
+
+# Columns of the serialiser, by kind: type code text, face margin account, contract kind (0 swap, 1 delivery, 2 none)
+_CODE_TEXT = [str(c).encode() for c in _CODES]
+_FACE_TEXT = [_face(c).encode() for c in _CODES]
+_CONTRACT_KIND = np.array([{"swap": 0, "future": 1, "": 2}[_TYPES[c][4]] for c in _CODES])
+
+
 def _delivery_code(t_ms: int) -> str:
     """A quarterly delivery contract code like BTC-USDT-210625 (the Friday ending the quarter)."""
     day = datetime.fromtimestamp(t_ms // 1000, UTC).date()
@@ -96,6 +108,7 @@ def _delivery_code(t_ms: int) -> str:
 
 class SunX(LedgerVenue):
     name = "sunx"
+    newest_first = False  # direct=next lists oldest first
 
     def __init__(self, state: State, accounts: list[SandboxAccount]) -> None:
         self.index = {a.account: i for i, a in enumerate(accounts)}
@@ -123,7 +136,7 @@ class SunX(LedgerVenue):
         oldest = self.state.horizon_us() - RETENTION_MS * 1000
         return max(self.views[account].lo, self.pos_at(account, oldest))
 
-    def _fields(self, account: str, pos: int, blk: Block, j: int) -> tuple[Any, ...]:
+    def _fields(self, account: str, pos: int, blk: Chunk, j: int) -> tuple[Any, ...]:
         code = _CODES[blk.kinds[j]]
         aux = blk.aux[j]
         t_ms = blk.times[j] // 1000
@@ -131,7 +144,7 @@ class SunX(LedgerVenue):
         contract = (
             _SWAPS[aux % len(_SWAPS)] if contract_kind == "swap" else _delivery_code(t_ms) if contract_kind else ""
         )
-        face = "USDT" if code in (34, 35, 36, 37) else "BTC-USDT" if code in (38, 39) else ""
+        face = _face(code)
         qid = self.query_id(account, pos)
         return (
             qid - QUERY_ID_BASE + 100_000,  # id: the bill's own id, a different sequence from query_id
@@ -146,20 +159,26 @@ class SunX(LedgerVenue):
             "USDT",
         )
 
-    def block_items(self, account: str, blk: Block) -> list[bytes]:
-        out = []
-        fields, first = self._fields, blk.first
-        for j in range(len(blk)):
-            f = fields(account, first + j, blk, j)
-            # the amount is a bare JSON number written from exact text: 18.800000000000000000
-            out.append(
-                f'{{"id":{f[0]},"amount":{f[1]},"asset":"{f[2]}","query_id":{f[3]},"type":{f[4]},"ts":{f[5]},'
-                f'"contract_code":"{f[6]}","margin_account":"{f[7]}","face_margin_account":"{f[8]}",'
-                f'"trade_partition":"{f[9]}"}}'.encode()
-            )
-        return out
+    def chunk_items(self, account: str, chunk: Chunk, order: slice) -> tuple[bytes, np.ndarray]:
+        kind = chunk.kind_i[order].astype(np.intp)
+        aux = chunk.aux_i[order]
+        amount = chunk.amount.take(order)
+        t_ms = chunk.t_us[order] // 1000
+        qid = self.query_id(account, chunk.first) + np.arange(chunk.n, dtype=np.int64)[order] * len(self.accounts)
+        # a chunk lies inside one UTC day, so one delivery contract code serves all of it (as _fields)
+        contracts = [s.encode() for s in _SWAPS] + [_delivery_code(int(chunk.t_us[0]) // 1000).encode(), b""]
+        ckind = _CONTRACT_KIND[kind]
+        contract = np.where(ckind == 0, aux % len(_SWAPS), len(_SWAPS) + ckind - 1)
+        margin = self.account(account).options.get("mar_acct", "USDT").encode()
+        # the amount is a bare JSON number written from exact text: 18.800000000000000000
+        rows = Rows(chunk.n).const(b'{"id":').integer(qid - QUERY_ID_BASE + 100_000)
+        rows.const(b',"amount":').units(amount.whole, amount.frac, 18).const(b',"asset":"USDT","query_id":')
+        rows.integer(qid).const(b',"type":').choice(_CODE_TEXT, kind).const(b',"ts":').integer(t_ms)
+        rows.const(b',"contract_code":"').choice(contracts, contract)
+        rows.const(b'","margin_account":"' + margin + b'","face_margin_account":"').choice(_FACE_TEXT, kind)
+        return rows.const(b'","trade_partition":"USDT"},').pack()
 
-    def unified(self, account: str, pos: int, blk: Block, j: int) -> tuple[Any, ...]:
+    def unified(self, account: str, pos: int, blk: Chunk, j: int) -> tuple[Any, ...]:
         f = self._fields(account, pos, blk, j)
         return (
             str(f[3]),
@@ -271,17 +290,23 @@ class SunX(LedgerVenue):
                 hi = min(hi, self.first_pos_with_query_id_above(account, from_id - 1))
             walk = stream.walk_desc(hi, lo)
         size = self.state.options.sunx_page_size
-        items: list[bytes] = []
-        for pos, blk, j in walk if lo < hi else ():
-            if view.dropped and view.is_dropped(pos):
-                continue
-            if contract and self._fields(account, pos, blk, j)[6].upper() != contract:
-                continue
-            items.append(self.item(account, pos, blk, j))
-            if len(items) == size:
-                break
-        self.stats["entries_served"] += len(items)
-        out = b'{"code":200,"msg":"ok","data":[' + b",".join(items) + b'],"ts":' + str(self.state.wall_ms()).encode()
+        if not view.dropped and not contract:  # a contiguous run of positions: slices of serialised chunks
+            count = max(0, min(size, hi - lo))
+            a, b = (lo, lo + count) if direct == "next" else (hi - count, hi)
+            listed = self.listing(account, a, b, newest_first=direct != "next") if count else b""
+        else:
+            items: list[bytes] = []
+            for pos, blk, j in walk if lo < hi else ():
+                if view.dropped and view.is_dropped(pos):
+                    continue
+                if contract and self._fields(account, pos, blk, j)[6].upper() != contract:
+                    continue
+                items.append(self.item(account, pos, blk, j))
+                if len(items) == size:
+                    break
+            count, listed = len(items), b",".join(items)
+        self.stats["entries_served"] += count
+        out = b'{"code":200,"msg":"ok","data":[' + listed + b'],"ts":' + str(self.state.wall_ms()).encode()
         return Response(200, out + b"}")
 
 

@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
 from ledgerlake.interval import Interval
 from ledgerlake.sandbox.http import Request, Response
-from ledgerlake.sandbox.ledger import Block, LedgerModel, Stream, Visibility, h64, to_us
+from ledgerlake.sandbox.ledger import Chunk, ChunkCache, LedgerModel, Stream, Visibility, h64, to_us
 from ledgerlake.sandbox.options import FaultSpec, RateLimitSpec, SandboxOptions, fault_spec, rate_limit_spec
 from ledgerlake.schema import DECIMAL, LEDGER_SCHEMA, RUN_COLUMNS, TIMESTAMP
 
@@ -48,6 +49,7 @@ class State:
         self.faults: FaultSpec = fault_spec(options.faults)
         self.limits: RateLimitSpec = rate_limit_spec(options.rate_limits)
         self.limits_version = 0
+        self.cache = ChunkCache(options.cache_mb << 20)  # generated and serialised entries of every stream
 
     def now(self) -> datetime:
         """The data's now: the fixed instant of the options, else the wall clock."""
@@ -166,6 +168,7 @@ class LedgerVenue(Venue):
     """A venue whose endpoint lists ledger entries; one lazy stream per account."""
 
     time_res_us = 1000  # the venue's time stamps are milliseconds (Coinbase: microseconds)
+    newest_first = True  # the order pages usually list entries in: serialised items are kept in that order
 
     def __init__(self, state: State, accounts: list[SandboxAccount]) -> None:
         super().__init__(state, accounts)
@@ -173,7 +176,7 @@ class LedgerVenue(Venue):
         self.views: dict[str, Visibility] = {}
         for i, acc in enumerate(accounts):
             key = f"{self.name}/{acc.account}"
-            stream = Stream(self.model_for(acc), state.seed, key, state.options.entries_per_day)
+            stream = Stream(self.model_for(acc), state.seed, key, state.options.entries_per_day, cache=state.cache)
             self.streams[acc.account] = stream
             self.views[acc.account] = Visibility(stream, state.first_day_ord)
             self.setup_account(i, acc)
@@ -212,17 +215,52 @@ class LedgerVenue(Venue):
         rows = [self.unified(account, pos, blk, j) for pos, blk, j in self.streams[account].walk(p0, max(p0, p1))]
         return truth_table(self.name, account, rows)
 
-    def item(self, account: str, pos: int, blk: Block, j: int) -> bytes:
-        """The entry as the venue's JSON text; a block's items are serialised together, once."""
-        cache = blk.cache.get(self.name)
-        if cache is None:
-            cache = blk.cache[self.name] = self.block_items(account, blk)
-        return cache[j]
+    def items_of(self, account: str, chunk: Chunk) -> tuple[bytes, np.ndarray]:
+        """The chunk's entries as the venue's JSON text, serialised together once: (rows back to back, each
+        followed by a comma, newest first where `newest_first`; the n + 1 offsets of the rows)."""
+        items = chunk.items.get(self.name)
+        if items is None:
+            items = self.chunk_items(account, chunk, slice(None, None, -1) if self.newest_first else slice(None))
+            chunk.set_items(self.name, items)
+        return items
 
-    def block_items(self, account: str, blk: Block) -> list[bytes]:
+    def chunk_items(self, account: str, chunk: Chunk, order: slice) -> tuple[bytes, np.ndarray]:
+        """Serialise the chunk's entries taken in `order` (text.Rows)."""
         raise NotImplementedError
 
-    def unified(self, account: str, pos: int, blk: Block, j: int) -> tuple[Any, ...]:
+    def item(self, account: str, pos: int, chunk: Chunk, j: int) -> bytes:
+        """One entry as the venue's JSON text."""
+        blob, offsets = self.items_of(account, chunk)
+        s = chunk.n - 1 - j if self.newest_first else j
+        return blob[offsets[s] : offsets[s + 1] - 1]
+
+    def listing(self, account: str, p_from: int, p_to: int, newest_first: bool) -> bytes:
+        """The items of every position p_from <= pos < p_to, comma-separated, newest or oldest first: slices of
+        the chunks' serialised items, no per-entry work when the order is the one they are kept in."""
+        pieces: list[bytes] = []
+        for chunk, a, b in self.streams[account].spans(p_from, p_to):
+            blob, offsets = self.items_of(account, chunk)
+            n = chunk.n
+            s0, s1 = (n - b, n - a) if self.newest_first else (a, b)
+            if newest_first == self.newest_first:
+                pieces.append(blob[offsets[s0] : offsets[s1] - 1])
+            else:
+                pieces.append(b",".join([blob[offsets[s] : offsets[s + 1] - 1] for s in range(s1 - 1, s0 - 1, -1)]))
+        if newest_first:
+            pieces.reverse()
+        return b",".join(pieces)
+
+    def prepare(self, account: str, interval: Interval) -> int:
+        """Generate and serialise the entries of the interval ahead of requests (a benchmark does this before
+        its clock starts); returns how many. They stay while the sandbox's cache (cache_mb) holds them."""
+        self.account(account)
+        p0 = self.pos_at(account, to_us(interval.start))
+        p1 = self.pos_at(account, to_us(interval.end))
+        for chunk, _, _ in self.streams[account].spans(p0, p1):
+            self.items_of(account, chunk)
+        return max(0, p1 - p0)
+
+    def unified(self, account: str, pos: int, blk: Chunk, j: int) -> tuple[Any, ...]:
         """(entry_id, occurred_at_us, asset, amount, balance_before, balance_after, entry_type,
         venue_entry_type, reference_id, instrument, details) with decimals as exact text."""
         raise NotImplementedError
