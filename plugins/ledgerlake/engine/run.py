@@ -39,7 +39,7 @@ from ledgerlake.engine.ratelimit import limiter_for
 from ledgerlake.engine.raw import RawArchive
 from ledgerlake.engine.rows import BATCH_FIELDS, LedgerBatch, RowsError, decimals, ledger_batch, order_violation
 from ledgerlake.engine.stages import StageClock
-from ledgerlake.engine.writer import PartitionedParquetWriter, Uploader
+from ledgerlake.engine.writer import BackgroundWriter, PartitionedParquetWriter, Uploader
 from ledgerlake.interval import Interval, to_ms
 from ledgerlake.lake import Lake, Manifest, ManifestFile, manifest_key, quarantine_prefix
 from ledgerlake.schema import BALANCE_SNAPSHOT_SCHEMA, LEDGER_SCHEMA, POSITION_SNAPSHOT_SCHEMA, TIMESTAMP
@@ -377,7 +377,7 @@ class Extraction:
 
     def _run_ledger(self, tmp: str) -> None:
         venue = self.venue
-        writer = self._ledger_writer(tmp)
+        writer = BackgroundWriter(self._ledger_writer(tmp), self.clock)
         self._spill: pa.ipc.RecordBatchFileWriter | None = None
         self._spill_file: pa.NativeFile | None = None
         self._spill_path = os.path.join(tmp, "spill.arrow")
@@ -419,8 +419,7 @@ class Extraction:
                 self._close_spill()
                 with self.clock("normalize"):
                     self._unspill(self._spill_path, writer, reverse=self._direction is not False)
-            with self.clock("write_parquet"):
-                writer.close()
+            writer.close()
         except BaseException:
             writer.abort()
             if self._spill is not None:
@@ -458,7 +457,7 @@ class Extraction:
         pages: list[tuple[int, list[dict[str, Any]], str]],
         start_us: int,
         end_us: int,
-        writer: PartitionedParquetWriter,
+        writer: BackgroundWriter,
         final: bool = False,
     ) -> None:
         """One batch of a window: typed, filtered, put in chronological order, then written or spilled.
@@ -513,9 +512,7 @@ class Extraction:
             return
         self._rows_seen += chunk.num_rows
         if newest_first is False and self._spill is None:
-            chunk = self._complete(chunk)
-            with self.clock("write_parquet"):
-                writer.write(chunk)  # oldest first: straight into the final files
+            writer.write(self._complete(chunk))  # oldest first: straight into the final files
             return
         if self._spill is None:
             # Arrow IPC with LZ4: ten times cheaper to write and read back than Parquet, still compact.
@@ -524,7 +521,7 @@ class Extraction:
             self._spill = pa.ipc.new_file(self._spill_file, chunk.schema, options=options)
         # One record batch per chunk: the chunks are read back in reverse, never the rows inside one.
         record_batch = chunk.combine_chunks().to_batches()[0]
-        with self.clock("write_parquet"):
+        with self.clock("spill"):
             self._spill.write_batch(record_batch)
 
     def _sorted_chunk(self, batch: LedgerBatch, newest_first: bool, final: bool) -> pa.Table | None:
@@ -599,7 +596,7 @@ class Extraction:
             }
         )
 
-    def _unspill(self, path: str, writer: PartitionedParquetWriter, reverse: bool) -> None:
+    def _unspill(self, path: str, writer: BackgroundWriter, reverse: bool) -> None:
         """Spilled chunks into the final files in chronological order. Each chunk is already in time order;
         newest-first venues listed the chunks newest first, so they are read back last to first. Memory
         holds one chunk whatever the interval's size."""
@@ -607,9 +604,7 @@ class Extraction:
             spilled = pa.ipc.open_file(source)
             count = spilled.num_record_batches
             for i in range(count - 1, -1, -1) if reverse else range(count):
-                chunk = self._complete(pa.Table.from_batches([spilled.get_batch(i)]))
-                with self.clock("write_parquet"):
-                    writer.write(chunk)
+                writer.write(self._complete(pa.Table.from_batches([spilled.get_batch(i)])))
 
     # Bad records ---------------------------------------------------------------------------------
 

@@ -15,8 +15,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-# Stages in the order a page meets them. request and parse run on the fetcher thread; the rest on the thread
-# that builds the rows, which waits in wait_for_pages when the venue (or the fetcher) is the slower side.
+# Stages in the order a page meets them. request and parse run on the fetcher thread, write_parquet on the
+# Parquet thread, the rest on the thread that builds the rows, which waits in wait_for_pages when the venue
+# (or the fetcher) is the slower side and in wait_for_parquet when Parquet encoding is.
 STAGES = (
     "rate_limit_wait",
     "request",  # sign, send, the venue's answer (its serving time included)
@@ -24,7 +25,9 @@ STAGES = (
     "wait_for_pages",
     "raw_archive",
     "normalize",  # records -> typed Arrow batches: columns, casts, details, order, entry_seq
-    "write_parquet",  # Parquet encoding (and the newest-first spill file)
+    "spill",  # newest-first venues: batches to the local spill file, read back last to first
+    "wait_for_parquet",  # the Parquet thread is behind
+    "write_parquet",  # on the Parquet thread: encoding, files rolled, uploads queued
     "upload_wait",  # waiting at the end for the background S3 uploads
     "manifest",
 )

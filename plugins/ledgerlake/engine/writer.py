@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ledgerlake.engine.stages import StageClock
 from ledgerlake.interval import Interval
 from ledgerlake.lake import Lake, ManifestFile, data_file_key
 
@@ -184,3 +185,64 @@ class PartitionedParquetWriter:
             f.writer.close()
             os.unlink(f.path)
         self._open.clear()
+
+
+class BackgroundWriter:
+    """A PartitionedParquetWriter driven from one background thread, in submission order.
+
+    Parquet encoding runs in pyarrow without the GIL, so on its own thread it overlaps the building of the
+    next batches instead of adding to it. At most `max_pending` tables wait (memory stays bounded); the first
+    failure is raised on the next call from the owning thread.
+    """
+
+    def __init__(self, writer: PartitionedParquetWriter, clock: StageClock, max_pending: int = 2) -> None:
+        self.writer = writer
+        self.clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledgerlake-parquet")
+        self._slots = threading.Semaphore(max_pending)
+        self._futures: list[Future[None]] = []
+
+    @property
+    def rows(self) -> int:
+        return self.writer.rows
+
+    def _check(self) -> None:
+        done = [f for f in self._futures if f.done()]
+        for f in done:
+            self._futures.remove(f)
+            f.result()  # raises the writer's error here, on the owning thread
+
+    def write(self, table: pa.Table) -> None:
+        self._check()
+        with self.clock("wait_for_parquet"):
+            self._slots.acquire()
+
+        def run() -> None:
+            try:
+                with self.clock("write_parquet"):
+                    self.writer.write(table)
+            finally:
+                self._slots.release()
+
+        self._futures.append(self._pool.submit(run))
+
+    def flush(self) -> None:
+        """Wait until every submitted table is written; raises the first failure."""
+        for f in self._futures:
+            f.result()
+        self._futures.clear()
+
+    def close(self) -> None:
+        try:
+            with self.clock("wait_for_parquet"):
+                self.flush()
+            with self.clock("write_parquet"):
+                self.writer.close()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        for f in self._futures:
+            f.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.writer.abort()
