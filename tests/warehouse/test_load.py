@@ -21,6 +21,7 @@ from warehouse_lakedata import (
     mark_validated,
     position_history,
     snapshot_history,
+    write_large_ledger_partition,
     write_partition,
 )
 
@@ -436,3 +437,54 @@ def test_rows_breaking_the_contract_roll_back_with_a_clear_error(lake: Lake, war
     write_partition(lake, "coinbase", "acct-n", interval, history)  # fixed upstream: loads again
     warehouse.load_partition(lake, "coinbase", "acct-n", interval)
     assert len(tables(warehouse)["ledger_entries"]) == 6
+
+
+@pytest.mark.slow  # 300k rows: more than two of DuckDB's row groups (122,880 rows), where its bulk writes change
+def test_large_partitions_load_every_row_and_reload_to_one_copy(lake: Lake, warehouse: Warehouse) -> None:
+    """DuckDB 2.0.0 silently lost every row of a staging table created in the load's transaction once it
+    held a full row group: the load reported 200k rows and the table held none."""
+    interval = day_interval(D0)
+    rows = 300_000
+
+    def held() -> dict[str, Any]:
+        return warehouse.query(
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT entry_id) AS ids, SUM(amount) AS total, MAX(entry_seq) AS last "
+            "FROM ledger_entries"
+        ).to_pylist()[0]
+
+    write_large_ledger_partition(lake, "exchangehubx", "big", interval, rows, files=3)
+    exact_total = Decimal(rows * (rows - 1) // 2).scaleb(-18)
+    for _ in range(2):  # the first load, then a re-load of the same manifest
+        summary = warehouse.load_partition(lake, "exchangehubx", "big", interval)
+        assert summary.inserted == {"ledger_entries": rows}
+        assert held() == {"n": rows, "ids": rows, "total": exact_total, "last": rows - 1}
+
+    # re-extracted with the first 1,000 entries gone: they leave, the rest stay once
+    write_large_ledger_partition(lake, "exchangehubx", "big", interval, rows - 1_000, first_id=1_000)
+    summary = warehouse.load_partition(lake, "exchangehubx", "big", interval)
+    assert summary.deleted == {"ledger_entries": rows}
+    total = exact_total - Decimal(1_000 * 999 // 2).scaleb(-18)
+    assert held() == {"n": rows - 1_000, "ids": rows - 1_000, "total": total, "last": rows - 1_001}
+
+
+def test_a_write_short_of_the_partition_rolls_back(
+    lake: Lake, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the database reports writing must be every row given, else nothing changes."""
+    if warehouse.settings.kind != "duckdb":
+        pytest.skip("PostgreSQL's COPY either writes every row or fails")
+    interval = day_interval(D0)
+    history = ledger_history("coinbase", "acct-s", D0, days=1, per_day=8, assets=("USD",))
+    write_partition(lake, "coinbase", "acct-s", interval, history)
+    real = warehouse._execute  # type: ignore[attr-defined]
+
+    def short(sql: str, params: Any = ()) -> int:
+        changed = real(sql, params)
+        return changed - 1 if sql.startswith("INSERT INTO ledger_entries") else changed
+
+    monkeypatch.setattr(warehouse, "_execute", short)
+    with pytest.raises(WarehouseError, match=r"coinbase/acct-s \[2026-03-01.*wrote 7 of the partition's 8 rows"):
+        warehouse.load_partition(lake, "coinbase", "acct-s", interval)
+    monkeypatch.undo()
+    assert tables(warehouse)["ledger_entries"] == []
+    assert warehouse.query("SELECT COUNT(*) AS n FROM loads").to_pylist() == [{"n": 0}]
