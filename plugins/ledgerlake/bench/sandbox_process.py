@@ -3,7 +3,9 @@
     python -m ledgerlake.bench.sandbox_process '<SandboxOptions fields as JSON>'
 
 Prints one JSON line ({venue: {base_url, accounts}}, as `ledgerlake sandbox --json`), then answers one JSON
-line per command read from stdin: `stats`, `limits <profile>` (documented | off | fast), `quit`.
+line per command read from stdin: `stats`, `limits <profile>` (documented | off | fast),
+`prepare <venue> <account-index> <start-iso> <end-iso>` (generate and serialise that range ahead of serving:
+Sandbox.prepare), `quit`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
+from ledgerlake.interval import Interval
 from ledgerlake.sandbox import Sandbox, SandboxOptions
 from ledgerlake.sandbox.cli import describe
 
@@ -22,6 +25,16 @@ def options_from_json(text: str) -> SandboxOptions:
     if fields.get("now"):
         fields["now"] = datetime.fromisoformat(fields["now"])
     return SandboxOptions(**fields)
+
+
+def prepare(sandbox: Sandbox, arg: str) -> dict[str, Any]:
+    try:
+        venue, index, start, end = arg.split()
+        account = sandbox.accounts(venue)[int(index)].account
+        interval = Interval.parse(start, end)
+        return {"prepared": sandbox.prepare(venue, account, interval)}
+    except (ValueError, KeyError, IndexError) as exc:
+        return {"error": f"prepare {arg!r}: {exc}"}
 
 
 def main(argv: list[str]) -> int:
@@ -35,6 +48,8 @@ def main(argv: list[str]) -> int:
             elif command == "limits":
                 sandbox.set_rate_limits(arg)
                 answer = {"limits": arg}
+            elif command == "prepare":
+                answer = prepare(sandbox, arg)
             elif command == "quit":
                 break
             else:

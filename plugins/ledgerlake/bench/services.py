@@ -58,6 +58,14 @@ class SandboxProcess:
     def set_rate_limits(self, profile: str) -> None:
         self._ask(f"limits {profile}")
 
+    def prepare(self, venue: str, index: int, start: datetime, end: datetime) -> int:
+        """Have the sandbox generate and serialise account `index`'s entries of [start, end) now, outside any
+        measurement; returns how many entries."""
+        answer = self._ask(f"prepare {venue} {index} {start.isoformat()} {end.isoformat()}")
+        if "error" in answer:
+            raise RuntimeError(f"the sandbox could not prepare {venue} account {index}: {answer['error']}")
+        return int(answer["prepared"])
+
     def cpu_seconds(self) -> float:
         t = self.ps.cpu_times()
         return float(t.user + t.system)

@@ -340,12 +340,12 @@ class Stream:
     def pos_ge(self, t_us: int) -> int:
         """The first position whose time is >= t_us."""
         chunk = self._chunk_of_time(t_us)  # a day's times ascend across its blocks, so the chunk decides
-        return chunk.first + int(np.searchsorted(chunk.t_us, t_us, side="left"))
+        return chunk.first + int(chunk.t_us.searchsorted(t_us, side="left"))
 
     def pos_gt(self, t_us: int) -> int:
         """The first position whose time is > t_us (= the count of entries up to and including t_us)."""
         chunk = self._chunk_of_time(t_us)
-        return chunk.first + int(np.searchsorted(chunk.t_us, t_us, side="right"))
+        return chunk.first + int(chunk.t_us.searchsorted(t_us, side="right"))
 
     def spans(self, p_from: int, p_to: int) -> Iterator[tuple[Chunk, int, int]]:
         """(chunk, a, b): the chunk's entries a <= j < b cover p_from <= pos < p_to, ascending."""

@@ -215,6 +215,12 @@ class Sandbox:
         """The unified rows a correct pipeline ends with (LEDGER_SCHEMA minus raw_uri/ingested_at)."""
         return self._ledger(venue).truth(account, interval)
 
+    def prepare(self, venue: str, account: str, interval: Interval) -> int:
+        """Generate and serialise the account's entries of the interval now, so that serving them later costs
+        only slicing (a benchmark calls this before its clock starts); returns how many entries. They stay
+        while the cache (SandboxOptions.cache_mb, least recently used first) holds them."""
+        return self._ledger(venue).prepare(account, interval)
+
     def snapshot_truth(self, account: str, interval: Interval) -> dict[str, pa.Table]:
         venue = self.venues["binance"]
         assert isinstance(venue, Binance)

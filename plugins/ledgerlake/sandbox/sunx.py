@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -33,6 +34,7 @@ PATH = "/sapi/v1/account/bill_record"
 WINDOW_MS = 48 * 3_600_000
 RETENTION_MS = 90 * 86_400_000
 TIMESTAMP_SKEW_S = 300
+_STAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)")
 
 # code: (weight, sign, low, high, contract kind) with contract kind "swap", "future", or "" (no contract)
 _TYPES: dict[int, tuple[float, int, float, float, str]] = {
@@ -97,6 +99,16 @@ def _face(code: int) -> str:
 _CODE_TEXT = [str(c).encode() for c in _CODES]
 _FACE_TEXT = [_face(c).encode() for c in _CODES]
 _CONTRACT_KIND = np.array([{"swap": 0, "future": 1, "": 2}[_TYPES[c][4]] for c in _CODES])
+
+
+def _timestamp(text: str) -> datetime:
+    """The signature's Timestamp, as strptime("%Y-%m-%dT%H:%M:%S") reads it (ValueError if it does not); the
+    usual form without strptime's cost (~40 us a request)."""
+    m = _STAMP.fullmatch(text)
+    if m is None:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    year, month, day, hour, minute, second = map(int, m.groups())
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def _delivery_code(t_ms: int) -> str:
@@ -222,7 +234,7 @@ class SunX(LedgerVenue):
         if acc is None:
             return self._gateway_error(bad, "Signature not valid: Incorrect Access key [Access key错误]")
         try:
-            stamp = datetime.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+            stamp = _timestamp(params["Timestamp"])
         except ValueError:
             return self._gateway_error(bad, "Signature not valid: Invalid Timestamp [时间戳无效]")
         if abs(self.state.wall_ms() / 1000 - stamp.timestamp()) > TIMESTAMP_SKEW_S:
