@@ -1,7 +1,7 @@
 """The floor: merely fetch the same raw pages, parse them and write them to Parquet on the same S3 endpoint,
-with the least code there is (urllib3 + orjson + pyarrow). Requests are built and signed by the venue
-module (only so the venue answers with the same pages); records are written as parsed, without casts,
-order checks, raw archive or manifest. Also times fetching alone, and the sandbox's CPU meanwhile.
+with the least code there is (the engine's HTTP client, orjson, pyarrow) on one thread. Requests are built and
+signed by the venue module (only so the venue answers with the same pages); records are written as parsed,
+without casts, order checks, raw archive or manifest. Also times fetching alone, and the sandbox's CPU meanwhile.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-import urllib3
 
 from ledgerlake.config import AccountConfig
+from ledgerlake.engine.client import HttpClient
 from ledgerlake.interval import Interval
 from ledgerlake.venues import VENUE_CLASSES
 from ledgerlake.venues.base import VenueCredentials
@@ -51,7 +51,7 @@ def floor_run(
 ) -> dict[str, Any]:
     """Fetch every page of the interval (and, if `write`, parse and write it); rows and seconds per step."""
     venue = VENUE_CLASSES[venue_name](account, credentials, None)
-    pool = urllib3.PoolManager(maxsize=1, retries=False)
+    client = HttpClient(credentials.base_url, connect_timeout=10, read_timeout=60, user_agent="ledgerlake-floor")
     host = s3_endpoint.split("://", 1)[1]
     fs = pafs.S3FileSystem(
         endpoint_override=host, scheme="http", access_key="bench", secret_key="bench-secret", region="us-east-1"
@@ -81,10 +81,10 @@ def floor_run(
             while request is not None:
                 t = time.perf_counter()
                 signed = venue.sign(request, datetime.now(UTC))
-                resp = pool.request(request.method, signed.url, body=signed.body, headers=signed.headers)
+                resp = client.request(request.method, signed.url[len(client.root) :], signed.headers, signed.body)
                 t2 = time.perf_counter()
                 seconds["fetch"] += t2 - t
-                payload = orjson.loads(resp.data)
+                payload = orjson.loads(resp.body)
                 records = venue.records(payload)
                 seconds["parse"] += time.perf_counter() - t2
                 pages += 1
@@ -93,8 +93,7 @@ def floor_run(
                     if len(pending) >= batch_rows:
                         flush()
                 rows += len(records)
-                headers = {k.lower(): v for k, v in resp.headers.items()}
-                nxt = venue.next_request(request, payload, headers, records, window)
+                nxt = venue.next_request(request, payload, resp.headers, records, window)
                 request = None if nxt is not None and venue.stop_after(records, window) else nxt
         if write and pending:
             flush()
@@ -105,6 +104,6 @@ def floor_run(
         if sink is not None:
             sink.close()
         seconds["arrow+parquet"] += time.perf_counter() - t
-        pool.clear()
+        client.close()
     total = time.perf_counter() - started
     return {"rows": rows, "pages": pages, "seconds": total, "steps": seconds}
