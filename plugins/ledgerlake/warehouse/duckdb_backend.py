@@ -85,10 +85,12 @@ class DuckDBWarehouse(Warehouse):
           refuses a key repeated in the partition or already loaded under another interval;
         - a re-load: DuckDB deletes and re-inserts of the same keys under a primary key cost about 15x a plain
           insert (measured: 17 s against 1.1 s for 300k rows), and a re-run replaces every key it had. So:
-          delete the range's rows the new data no longer has, then INSERT ... ON CONFLICT DO UPDATE, which
-          rewrites the rows already there in place. The update is limited to rows inside the interval: a key
-          loaded under another interval would be moved silently, so its row is left alone, which the count
-          check below notices, and the load is refused as the primary key would.
+          delete the range's rows the new data no longer has, UPDATE the rest in place from the new rows
+          (key columns untouched, so no index work), then insert the keys not there yet. (INSERT ... ON
+          CONFLICT DO UPDATE does the same but grows worse than linearly: 1.1 s CPU for 300k rows, 38 s for
+          1M; the UPDATE join takes 1.6 s.) The update is limited to rows inside the interval: a key loaded
+          under another interval is neither updated nor inserted, which the count check below notices, and
+          the load is refused as the primary key would.
 
         No temporary staging table: DuckDB 2.0.0 loses the rows of a table created (CREATE TABLE AS) in the
         same transaction once they fill a row group (122,880 rows) -- scans and INSERT ... SELECT see none.
@@ -111,9 +113,14 @@ class DuckDBWarehouse(Warehouse):
                     range_params,
                 )
             if written:
-                changed = (
-                    self._upsert_staged(table, incoming, interval) if replaced else self._insert_new(table, incoming)
-                )
+                if replaced:
+                    changed = self._upsert_staged(table, incoming, interval, written)
+                    # Every row of the range is now one of the partition's keys: a key given twice or left
+                    # elsewhere shows as fewer rows in the range than given.
+                    if changed == written:
+                        changed = int(self._scalar(f"SELECT COUNT(*) FROM {table.name} WHERE {in_range}", range_params))
+                else:
+                    changed = self._insert_new(table, incoming)
                 if changed != written:
                     self._refuse_short_write(table, incoming, interval, changed, written)
         except BaseException:
@@ -133,19 +140,25 @@ class DuckDBWarehouse(Warehouse):
                 f"under another interval: {' '.join(str(exc).split())}"
             ) from None
 
-    def _upsert_staged(self, table: Table, incoming: str, interval: Interval) -> int:
-        """Insert new keys, rewrite the interval's existing ones in place; returns the rows written."""
-        columns = ", ".join(table.columns)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in table.columns if c not in table.key)
-        time_column = f"{table.name}.{table.time_column}"
-        return self._execute(
-            self._sql(
-                f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {incoming} "
-                f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {updates} "
-                f"WHERE {time_column} >= ? AND {time_column} < ?"
-            ),
+    def _upsert_staged(self, table: Table, incoming: str, interval: Interval, written: int) -> int:
+        """Rewrite the interval's rows whose keys come again, in place; insert the new keys. Returns the rows
+        written (updated + inserted)."""
+        match = " AND ".join(f"t.{k} = s.{k}" for k in table.key)
+        sets = ", ".join(f"{c} = s.{c}" for c in table.columns if c not in table.key)
+        time_column = f"t.{table.time_column}"
+        updated = self._execute(
+            f"UPDATE {table.name} t SET {sets} FROM {incoming} s "
+            f"WHERE {match} AND {time_column} >= ? AND {time_column} < ?",
             [interval.start, interval.end],
         )
+        if updated >= written:
+            return updated
+        columns = ", ".join(table.columns)
+        inserted = self._execute(
+            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {incoming} s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table.name} t WHERE {match})"
+        )
+        return updated + inserted
 
     def _refuse_short_write(self, table: Table, incoming: str, interval: Interval, changed: int, written: int) -> None:
         """The write touched fewer rows than given: say why (a key repeated or loaded elsewhere) and stop."""
