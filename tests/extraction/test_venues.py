@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
 import pytest
 
 from ledgerlake.config import AccountConfig
@@ -328,3 +329,32 @@ def test_paginators_keep_the_request_cost() -> None:
     full = [{"created_at": w.interval.end_ms}] * v.page_size
     second = v.next_request(first, {"success": True, "data": full}, {}, full, w)
     assert first.cost == 12 and second is not None and second.cost == 12
+
+
+def test_bare_decimals_read_as_their_exact_text_whatever_the_page_looks_like() -> None:
+    """The fast path (pieces of the body in record order) and the fallback (quote the body, parse again) give
+    the text the venue sent, never a float; records without a bare number are left as they are."""
+    import random
+    import re
+
+    from ledgerlake.venues.base import BareDecimals
+
+    quote_all = re.compile(rb'("(?:amount|balance)"\s*:\s*)(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)')
+    bare = BareDecimals(("amount", "balance"))
+    numbers = [b"1", b"-0.5", b"12.34e-5", b"1E+3", b"0.1000000000000000055511151231257827"]
+    forms = [b'"amount":%s', b'"amount": %s', b'"amount" : %s', b'"amount":"%s"', b'"balance":%s',
+             b'"remark":"amount\\":5"', b'"amount":null', b'"n":{"amount":"%s"}']  # fmt: skip
+    rng = random.Random(7)
+    for _ in range(3000):
+        records = []
+        for _ in range(rng.randint(1, 5)):
+            if rng.random() < 0.5:  # the usual page: the key once per record
+                records.append(b'{"a":1,"amount":%s,"balance":"2"}' % rng.choice([*numbers, b'"3.25"']))
+            else:
+                parts = [f.replace(b"%s", rng.choice(numbers)) for f in rng.sample(forms, rng.randint(1, 3))]
+                records.append(b"{" + b",".join(parts) + b"}")
+        body = b'{"data":[' + b",".join(records) + b"]}"
+        payload = orjson.loads(body)
+        assert bare.fix(body, payload, payload["data"]) == orjson.loads(quote_all.sub(rb'\1"\2"', body)), body
+    nested = b'{"data":[{"amount":"1","n":{"amount":2.5}}]}'
+    assert bare.fix(nested, orjson.loads(nested), orjson.loads(nested)["data"]) == orjson.loads(nested)

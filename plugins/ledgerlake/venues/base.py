@@ -134,13 +134,53 @@ def details_json(obj: dict[str, Any]) -> str:
     return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def bare_decimal_quoter(keys: tuple[str, ...]) -> re.Pattern[bytes] | None:
-    """A pattern that finds `"key": <bare JSON number>` so the number can be quoted before orjson sees it
-    (orjson would read it as a float). JSON escapes quotes inside strings, so `"key":` only matches keys."""
-    if not keys:
-        return None
-    names = b"|".join(re.escape(k.encode()) for k in keys)
-    return re.compile(rb'("(?:' + names + rb')"\s*:\s*)(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)')
+_NUMBER = rb"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+_NUMBER_AT_START = re.compile(rb"\s*(" + _NUMBER + rb")")
+
+
+class BareDecimals:
+    """Decimal fields a venue sends as bare JSON numbers, read as their exact text (orjson reads a float).
+
+    The page is parsed once. In the usual page every record holds the key once at its top level and the body
+    holds it nowhere else, so splitting the body on `"key":` gives one piece per record, in order, each starting
+    with that record's value: a record whose value parsed as a number takes the number's text from its piece.
+    Anything else (the key nested, repeated, in the envelope, spelt with spaces, missing from a record) makes
+    the counts differ, and then the body is quoted with the full pattern and parsed again. JSON escapes quotes
+    inside strings, so `"key"` followed by a colon is only ever a key. Only a record's own fields are read as
+    text: a page whose records hold no bare number is left as parsed (numbers nested in other fields stay
+    numbers in `details`). Measured on SunX pages of 100: 170 µs a page instead of 330 (the pattern over every
+    body, then a second parse).
+    """
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.keys = [(k, f'"{k}"'.encode(), f'"{k}":'.encode()) for k in keys]
+        names = b"|".join(re.escape(k.encode()) for k in keys)
+        self.quote_all = re.compile(rb'("(?:' + names + rb')"\s*:\s*)(' + _NUMBER + b")")
+
+    def fix(self, body: bytes, payload: Any, records: list[Any]) -> Any:
+        """The payload with exact decimal texts (the same object, or a new parse of the quoted body)."""
+        for key, quoted, key_colon in self.keys:
+            try:
+                values = [r.get(key) for r in records]
+            except AttributeError:
+                return payload  # a record that is not an object: the rows step names it
+            kinds = set(map(type, values))
+            if float not in kinds and int not in kinds:
+                continue
+            pieces = body.split(key_colon)
+            if (
+                len(pieces) - 1 != len(records)
+                or body.count(quoted) != len(records)
+                or not all(key in r for r in records)
+            ):
+                return orjson.loads(self.quote_all.sub(rb'\1"\2"', body))
+            for i, value in enumerate(values):
+                if type(value) in (float, int):
+                    m = _NUMBER_AT_START.match(pieces[i + 1])
+                    if m is None:
+                        return orjson.loads(self.quote_all.sub(rb'\1"\2"', body))
+                    records[i][key] = m.group(1).decode()
+        return payload
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -303,7 +343,7 @@ class Venue:
         self.credentials = credentials
         size = int(page_size or credentials.extra.get("page_size") or self.default_page_size)
         self.page_size = max(1, min(size, self.max_page_size))
-        self._quoter = bare_decimal_quoter(self.bare_decimal_keys)
+        self._bare = BareDecimals(self.bare_decimal_keys) if self.bare_decimal_keys else None
 
     # Windows and retention ------------------------------------------------------------------------
 
@@ -339,28 +379,13 @@ class Venue:
     def parse(self, body: bytes) -> Any:
         """JSON -> Python; bare decimal numbers are quoted first so they never pass through float."""
         payload = orjson.loads(body)
-        if self._quoter is not None and self._bare_decimals(payload):
-            payload = orjson.loads(self._quoter.sub(rb'\1"\2"', body))
-        return payload
-
-    def _bare_decimals(self, payload: Any) -> bool:
-        """Whether a decimal field came as a bare JSON number (now a float or int). Looking at the parsed
-        records costs far less than scanning every body with the pattern (measured: 10 vs 100 µs a page);
-        only such a page is parsed again with its numbers quoted."""
+        if self._bare is None:
+            return payload
         try:
             records = self.records(payload)
         except (KeyError, TypeError, IndexError, AttributeError):
-            return False  # not a page of records (an error answer): nothing to quote
-        if not isinstance(records, list):
-            return False
-        try:
-            for key in self.bare_decimal_keys:
-                kinds = set(map(type, [r.get(key) for r in records]))
-                if float in kinds or int in kinds:
-                    return True
-        except AttributeError:
-            return False  # a record that is not an object: the rows step names it
-        return False
+            return payload  # not a page of records (an error answer): nothing to fix
+        return self._bare.fix(body, payload, records) if isinstance(records, list) else payload
 
     def check(self, status: int, payload: Any, headers: dict[str, str]) -> Reply:
         raise NotImplementedError

@@ -49,7 +49,9 @@ class Coinbase(Venue):
     code_kind = "str"
     occurred_kind = "rfc3339"
     tie_break = "id"
-    default_page_size = 100
+    # The ledger page says "default 100"; Coinbase Exchange's pagination rules allow up to 1000 per request, and
+    # ten times fewer signed requests is ten times more of the 15 requests/s (set `page_size` to go back).
+    default_page_size = 1000
     max_page_size = 1000
     required: ClassVar[dict[str, str]] = {
         "id": "str",
