@@ -37,8 +37,9 @@ SECRET = "c2VjcmV0LXN0dWItc2VjcmV0LXZhbHVl"
 KEY = "stub-api-key-0001"
 PASSPHRASE = "stub-passphrase-0001"
 ACCOUNT = AccountConfig("coinbase", "acc-1", "ledgerlake_coinbase", {"currency": "USD"})
+# Pages of 100 (not Coinbase's 1000): the stub's few hundred entries still take several pages.
 FAST = ExtractOptions(rate_limit="off", backoff_base_s=0.01, backoff_max_s=0.05, max_retries=3, batch_rows=50,
-                      raw_pages_per_object=3, read_timeout_s=5)  # fmt: skip
+                      raw_pages_per_object=3, read_timeout_s=5, page_size=100)  # fmt: skip
 
 
 def creds(url: str) -> VenueCredentials:
