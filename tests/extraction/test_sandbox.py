@@ -153,7 +153,7 @@ def test_adjacent_intervals_share_no_row_and_miss_none(sandbox: Sandbox, lake: L
 def test_faults_injected_still_end_exact(sandbox_factory: Callable[..., Sandbox], lake: Lake, venue: str) -> None:
     sb = sandbox_factory(faults=FaultSpec(burst_429=0.05, error_5xx=0.08, slow=0.03, drop=0.05, truncate=0.05,
                                           arrivals=0.1, slow_seconds=1.5))  # fmt: skip
-    summary = run(sb, lake, venue, max_retries=12)
+    summary = run(sb, lake, venue, max_retries=12, page_size=100)  # enough requests for faults to hit
     assert summary.retries > 0
     assert_ledger_equals_truth(sb, lake, venue, summary, TWO_DAYS)
 
