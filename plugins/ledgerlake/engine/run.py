@@ -275,6 +275,11 @@ class Extraction:
             s.seconds,
             s.manifest_key,
         )
+        log.info(
+            "%s: time by stage (wall / CPU s; fetcher, row-building and Parquet threads overlap): %s",
+            self.context,
+            ", ".join(f"{k} {v['wall_s']:.2f}/{v['cpu_s']:.2f}" for k, v in s.stages.items()),
+        )
         return s
 
     def _progress(self, window: Window, rows: int, force: bool = False) -> None:
