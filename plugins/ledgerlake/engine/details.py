@@ -10,6 +10,7 @@ text is the same either way (tests/extraction/test_details.py compares the two).
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -43,24 +44,38 @@ def _value_texts(values: list[Any]) -> pa.Array:
     return pa.array([dumps(v, option=sort).decode() for v in values], pa.string())
 
 
-def details_column(records: list[dict[str, Any]], mapped: frozenset[str]) -> pa.Array:
-    """`details` text per record. Raises TypeError/ValueError (from orjson) on a value JSON cannot hold."""
+def details_column(
+    records: list[dict[str, Any]], mapped: frozenset[str], present: frozenset[str] = frozenset()
+) -> pa.Array:
+    """`details` text per record. Raises TypeError/ValueError (from orjson) on a value JSON cannot hold.
+
+    `present`: fields the caller knows every record has (required fields: a batch missing one fails anyway),
+    so only the first record's other fields need looking for in each record.
+    """
     n = len(records)
     if n == 0:
         return pa.array([], pa.string())
     layout = records[0].keys()
     keys = sorted(k for k in layout if k not in mapped)
+    try:
+        columns = [[r[k] for r in records] for k in keys]
+    except KeyError:  # a record lacks one of the first record's fields: each on its own
+        return pa.array([details_json({k: v for k, v in r.items() if k not in mapped}) for r in records], pa.string())
     if keys:
         parts: list[Any] = []
-        for i, key in enumerate(keys):
+        for i, (key, values) in enumerate(zip(keys, columns, strict=True)):
             parts.append(("{" if i == 0 else ",") + orjson.dumps(key).decode() + ":")
-            parts.append(_value_texts([r.get(key) for r in records]))
+            parts.append(_value_texts(values))
         parts.append("}")
         text = pc.binary_join_element_wise(*parts, "")
     else:
         text = pa.repeat(pa.scalar("{}", pa.string()), n)
-    # A record whose fields are not exactly the first one's is written on its own.
-    odd = np.fromiter([r.keys() != layout for r in records], dtype=bool, count=n)
+    # Same fields as the first record = as many fields, and each of the first record's present (looked up
+    # above for the unmapped ones, here for mapped ones not known to be present). Cheaper than comparing
+    # key sets record by record (0.05 vs 0.4 µs).
+    odd = np.fromiter(map(len, records), dtype=np.int64, count=n) != len(layout)
+    for key in (k for k in layout if k in mapped and k not in present):
+        odd |= ~np.fromiter(map(dict.__contains__, records, repeat(key)), dtype=bool, count=n)
     if odd.any():
         own = [details_json({k: v for k, v in records[i].items() if k not in mapped}) for i in np.flatnonzero(odd)]
         text = pc.replace_with_mask(text, pa.array(odd), pa.array(own, pa.string()))

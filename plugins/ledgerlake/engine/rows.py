@@ -120,7 +120,7 @@ def ledger_batch(venue: Venue, cols: LedgerColumns, raw_uris: list[str], start_u
         codes = _strings(cols.venue_entry_type, "venue_entry_type", True)
     entry_type, unknown = lookup(codes, venue.entry_types)
     try:
-        details = details_column(cols.records, venue.mapped_keys)
+        details = details_column(cols.records, venue.mapped_keys, frozenset(venue.required))
     except (TypeError, ValueError, AttributeError) as exc:
         raise RowsError("details", f"cannot be written as JSON ({exc})") from None
     table = pa.table(
