@@ -10,6 +10,7 @@ config and the index page without locking.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -30,6 +31,9 @@ INDEX_LIMIT = 500
 PARTIAL_UNEXPECTED = 20
 
 _contexts: dict[Path, Any] = {}
+# (docs folder, GX suite name) -> (the suite as the file gives it, its checkpoint as stored): re-adding an unchanged
+# suite, validation definition and checkpoint on every run costs GX a quarter of a second comparing them.
+_checkpoints: dict[tuple[Path, str], tuple[str, Any]] = {}
 _thread_lock = threading.Lock()
 
 
@@ -150,6 +154,27 @@ def _site_files(docs_dir: Path) -> dict[Path, int]:
     return found
 
 
+def _add_checkpoint(context: Any, spec: SuiteSpec) -> Any:
+    """Store the suite, its validation definition and its checkpoint (unchanged ones are left as they are)."""
+    gx = _import_gx()
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    suite = context.suites.add_or_update(build_gx_suite(spec))
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=spec.gx_name, data=_batch_definition(context, spec.dataset), suite=suite)
+    )
+    return context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=spec.gx_name,
+            validation_definitions=[definition],
+            actions=[UpdateDataDocsAction(name="data_docs", site_names=[SITE_NAME])],
+            # BASIC still gives counts and partial unexpected values; SUMMARY adds index lists that GX builds
+            # by filtering the whole frame once per expectation (seconds per million rows).
+            result_format={"result_format": "BASIC", "partial_unexpected_count": PARTIAL_UNEXPECTED},
+        )
+    )
+
+
 def run_suite(
     spec: SuiteSpec,
     frame: Any,
@@ -159,32 +184,30 @@ def run_suite(
 ) -> ExpectationRun:
     """Validate `frame` (a pandas DataFrame) against the suite, store the result and build its Data Docs page."""
     with _folder_lock(docs_dir):
-        gx = _import_gx()
-        from great_expectations.checkpoint import UpdateDataDocsAction
+        _import_gx()
         from great_expectations.core.run_identifier import RunIdentifier
+        from great_expectations.exceptions.resource_freshness import ResourceFreshnessAggregateError
 
         context = _context(docs_dir)
         before = _site_files(docs_dir)
-        suite = context.suites.add_or_update(build_gx_suite(spec))
-        definition = context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=spec.gx_name, data=_batch_definition(context, spec.dataset), suite=suite)
-        )
-        checkpoint = context.checkpoints.add_or_update(
-            gx.Checkpoint(
-                name=spec.gx_name,
-                validation_definitions=[definition],
-                actions=[UpdateDataDocsAction(name="data_docs", site_names=[SITE_NAME])],
-                # BASIC still gives counts and partial unexpected values; SUMMARY adds index lists that GX builds
-                # by filtering the whole frame once per expectation (seconds per million rows).
-                result_format={"result_format": "BASIC", "partial_unexpected_count": PARTIAL_UNEXPECTED},
-            )
-        )
+        key = (docs_dir.resolve(), spec.gx_name)
+        as_given = json.dumps([spec.path.name, spec.expectations], sort_keys=True, default=str)
+        cached = _checkpoints.get(key)
+        checkpoint = cached[1] if cached is not None and cached[0] == as_given else _add_checkpoint(context, spec)
+        _checkpoints[key] = (as_given, checkpoint)
+        run = {
+            "batch_parameters": {"dataframe": frame},
+            "expectation_parameters": parameters,
+            "run_id": RunIdentifier(run_name=run_name),
+        }
         try:
-            outcome = checkpoint.run(
-                batch_parameters={"dataframe": frame},
-                expectation_parameters=parameters,
-                run_id=RunIdentifier(run_name=run_name),
-            )
+            try:
+                outcome = checkpoint.run(**run)
+            except ResourceFreshnessAggregateError:
+                # another process changed the stored suite or checkpoint: store this process's again
+                checkpoint = _add_checkpoint(context, spec)
+                _checkpoints[key] = (as_given, checkpoint)
+                outcome = checkpoint.run(**run)
         except Exception as exc:
             raise ExpectationRunError(f"Great Expectations failed to run suite {spec.gx_name}: {exc}") from exc
         identifier, validation = next(iter(outcome.run_results.items()))

@@ -23,6 +23,23 @@ from ledgerlake.schema import DECIMAL
 _NARROW = pa.decimal128(37, 18)
 _WIDE = pa.decimal256(60, 18)
 
+# The columns each dataset's invariants read (the gate keeps them in the contract's types).
+INPUT_COLUMNS = {
+    "ledger": ("entry_seq", "asset", "amount", "balance_before", "balance_after"),
+    "snapshots/balances": (
+        "snapshot_type",
+        "free",
+        "locked",
+        "borrowed",
+        "interest",
+        "net_asset",
+        "wallet_balance",
+        "margin_balance",
+        "total",
+    ),
+    "snapshots/positions": ("symbol", "entry_price", "mark_price"),
+}
+
 
 @dataclass
 class Invariant:

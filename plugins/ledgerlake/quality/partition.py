@@ -15,6 +15,7 @@ import mimetypes
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -31,6 +33,7 @@ from ledgerlake.interval import Interval
 from ledgerlake.lake import (
     Lake,
     Manifest,
+    ManifestFile,
     S3Settings,
     ValidationRecord,
     manifest_key,
@@ -40,6 +43,7 @@ from ledgerlake.lake import (
 )
 from ledgerlake.quality.expectations import ExpectationRun, ExpectationRunError, run_suite
 from ledgerlake.quality.invariants import (
+    INPUT_COLUMNS,
     InvariantResult,
     balance_snapshot_invariants,
     ledger_invariants,
@@ -223,23 +227,43 @@ def _schema_problems(found: pa.Schema, contract: pa.Schema) -> tuple[list[str], 
     return problems, scale
 
 
-def _read_dataset(lake: Lake, manifest: Manifest, dataset: str) -> tuple[pa.Table | None, list[CheckResult]]:
+def _dictionary_pages(metadata: pq.FileMetaData, name: str) -> bool:
+    """Whether every row group stores column `name` dictionary-encoded (so it reads as a dictionary cheaply)."""
+    index = metadata.schema.names.index(name) if name in metadata.schema.names else None
+    if index is None:
+        return False
+    return all(metadata.row_group(rg).column(index).has_dictionary_page for rg in range(metadata.num_row_groups))
+
+
+def _read_dataset(
+    lake: Lake, manifest: Manifest, dataset: str, dictionary_columns: frozenset[str] = frozenset()
+) -> tuple[pa.Table | None, list[CheckResult]]:
+    """The dataset's files as one table of the contract's types, and the file checks.
+
+    dictionary_columns: text columns no check reads the values of; those stored dictionary-encoded in every file
+    are read as dictionaries (exact, and neither decoded nor copied whole when GX filters the frame).
+    """
     contract = DATASETS[dataset][0]
-    integrity: list[str] = []
     schema_problems: list[str] = []
     scale_problems: list[str] = []
-    tables: list[pa.Table] = []
-    for f in manifest.files_of(dataset):
-        data = lake.get_bytes(f.key)
-        if sha256_hex(data) != f.sha256:
-            integrity.append(f"{f.key}: sha256 {sha256_hex(data)[:12]}… differs from the manifest's {f.sha256[:12]}…")
-        table = pq.read_table(pa.BufferReader(data))
-        if table.num_rows != f.rows:
-            integrity.append(f"{f.key}: {table.num_rows} rows, the manifest says {f.rows}")
-        problems, scale = _schema_problems(table.schema, contract)
-        schema_problems += [f"{f.key}: {p}" for p in problems]
-        scale_problems += [f"{f.key}: {p}" for p in scale]
-        tables.append(table)
+    files: list[tuple[ManifestFile, bytes, pq.ParquetFile, Future[str]]] = []
+    with ThreadPoolExecutor(1) as hasher:  # hashlib releases the GIL: files hash while Parquet decodes
+        for f in manifest.files_of(dataset):
+            data = lake.get_bytes(f.key)
+            digest = hasher.submit(sha256_hex, data)
+            parquet = pq.ParquetFile(pa.BufferReader(data))
+            problems, scale = _schema_problems(parquet.schema_arrow, contract)
+            schema_problems += [f"{f.key}: {p}" for p in problems]
+            scale_problems += [f"{f.key}: {p}" for p in scale]
+            files.append((f, data, parquet, digest))
+        table = None if schema_problems or scale_problems else _read_files(contract, files, dictionary_columns)
+        integrity: list[str] = []
+        for f, _, parquet, digest in files:
+            found = digest.result()
+            if found != f.sha256:
+                integrity.append(f"{f.key}: sha256 {found[:12]}… differs from the manifest's {f.sha256[:12]}…")
+            if parquet.metadata.num_rows != f.rows:
+                integrity.append(f"{f.key}: {parquet.metadata.num_rows} rows, the manifest says {f.rows}")
     checks = [
         CheckResult(
             name="files_match_manifest",
@@ -266,30 +290,76 @@ def _read_dataset(lake: Lake, manifest: Manifest, dataset: str) -> tuple[pa.Tabl
             detail="; ".join(scale_problems) or None,
         ),
     ]
-    if schema_problems or scale_problems:
-        return None, checks
-    if not tables:
-        return contract.empty_table(), checks
+    return table, checks
+
+
+def _read_files(
+    contract: pa.Schema,
+    files: list[tuple[ManifestFile, bytes, pq.ParquetFile, Future[str]]],
+    dictionary_columns: frozenset[str],
+) -> pa.Table:
+    if not files:
+        return contract.empty_table()
+    as_dictionary = [
+        field.name
+        for field in contract
+        if field.name in dictionary_columns
+        and pa.types.is_string(field.type)
+        and all(_dictionary_pages(parquet.metadata, field.name) for _, _, parquet, _ in files)
+    ]
+    schema = pa.schema(
+        [f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in as_dictionary else f for f in contract]
+    )
+    tables = [
+        pq.ParquetFile(pa.BufferReader(data), metadata=parquet.metadata, read_dictionary=as_dictionary).read()
+        for _, data, parquet, _ in files
+    ]
     # Nullability and metadata may differ after a Parquet round trip; the types are the contract's.
-    unified = [pa.Table.from_arrays(t.columns, schema=contract) for t in tables]
-    return pa.concat_tables(unified), checks
+    return pa.concat_tables([pa.Table.from_arrays(t.columns, schema=schema) for t in tables])
 
 
 # Great Expectations frame and results --------------------------------------------------------------------------
 
 
-def _frame(table: pa.Table, result: InvariantResult) -> Any:
+def _one_dictionary(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column as one dictionary array (pandas would otherwise unify the chunks' dictionaries on each filter).
+
+    A column read as dictionaries keeps its own dictionary; any other takes itself as the dictionary (index i is
+    row i): exact, built without hashing. Either way GX filtering the frame copies 4-byte indices, not values.
+    """
+    if pa.types.is_dictionary(column.type):
+        combined = column.unify_dictionaries().combine_chunks() if column.num_chunks > 1 else column.chunk(0)
+        return pa.chunked_array([combined])
+    values = column.combine_chunks()  # one chunk per file: usually already one
+    mask = np.asarray(values.is_null()) if values.null_count else None
+    positions = pa.array(np.arange(len(values), dtype=np.int32), mask=mask)
+    return pa.chunked_array([pa.DictionaryArray.from_arrays(positions, values)])
+
+
+def _numpy_backed(t: pa.DataType) -> bool:
+    return bool(pa.types.is_timestamp(t) or pa.types.is_integer(t))
+
+
+def _frame(table: pa.Table, result: InvariantResult, value_columns: frozenset[str] | None) -> Any:
     """The pandas frame GX validates: timestamps and integers as NumPy (GX vectorizes comparisons on those),
-    everything else Arrow-backed (no copy, no Python Decimal objects)."""
+    everything else Arrow-backed (no copy, no Python Decimal objects).
+
+    GX copies the whole frame for each filter it applies (e.g. to the non-null rows of a column), so a column
+    whose values no expectation reads (value_columns; None: unknown) goes in as one dictionary array: the same
+    values, cheap to copy. Such columns only need to be present (expect_table_columns_to_match_set).
+    """
     import pandas as pd
 
     for inv in result.invariants.values():
         table = table.append_column(inv.column, inv.values)
+    if value_columns is not None:
+        for i, f in enumerate(table.schema):
+            if f.name in value_columns or _numpy_backed(f.type) or table.num_rows == 0:
+                continue
+            table = table.set_column(i, f.name, _one_dictionary(table.column(i)))
 
     def dtype(t: pa.DataType) -> Any:
-        if pa.types.is_timestamp(t) or pa.types.is_integer(t):
-            return None
-        return pd.ArrowDtype(t)
+        return None if _numpy_backed(t) else pd.ArrowDtype(t)
 
     return table.to_pandas(types_mapper=dtype)
 
@@ -482,7 +552,13 @@ def validate_partition(
     for dataset in datasets_of(venue):
         spec = load_suite(dataset, venue)
         t = time.perf_counter()
-        table, file_checks = _read_dataset(lake, manifest, dataset)
+        value_columns = spec.value_columns
+        unread = (
+            frozenset()
+            if value_columns is None
+            else frozenset(DATASETS[dataset][0].names) - value_columns - set(INPUT_COLUMNS[dataset])
+        )
+        table, file_checks = _read_dataset(lake, manifest, dataset, unread)
         seconds[f"read {dataset}"] = time.perf_counter() - t
         checks += file_checks
         if table is None:
@@ -503,7 +579,7 @@ def validate_partition(
         notes += inv.notes
         seconds[f"invariants {dataset}"] = time.perf_counter() - t
         t = time.perf_counter()
-        frame = _frame(inv.table, inv)
+        frame = _frame(inv.table, inv, value_columns)
         try:
             run = run_suite(spec, frame, _parameters(spec, venue, account, interval, table), run_name, docs_dir)
         except ExpectationRunError as exc:

@@ -18,6 +18,8 @@ from ledgerlake.config import INCLUDE_DIR
 
 EXPECTATIONS_DIR_ENV = "LEDGERLAKE_EXPECTATIONS_DIR"
 INVARIANT_PREFIX = "invariant_"
+# Expectation kwargs that name columns whose values the expectation reads (column_set names columns only).
+VALUE_COLUMN_KWARGS = ("column", "column_A", "column_B", "column_list")
 
 # Lake dataset -> suite file. Binance partitions carry both snapshot datasets; the others carry ledger rows.
 SUITE_FILES = {
@@ -61,6 +63,20 @@ class SuiteSpec:
     def invariant_columns(self) -> tuple[str, ...]:
         cols = (str(e["kwargs"].get("column", "")) for e in self.expectations)
         return tuple(c for c in cols if c.startswith(INVARIANT_PREFIX))
+
+    @property
+    def value_columns(self) -> frozenset[str] | None:
+        """The columns whose values some expectation reads, or None when the kwargs cannot tell (a row_condition
+        may read any column; so may an expectation that names no column and is not table-level)."""
+        names: set[str] = set()
+        for exp in self.expectations:
+            kwargs = exp["kwargs"]
+            named = [kwargs[k] for k in VALUE_COLUMN_KWARGS if k in kwargs]
+            if "row_condition" in kwargs or (not named and not exp["type"].startswith("expect_table_")):
+                return None
+            for value in named:
+                names.update([value] if isinstance(value, str) else value)
+        return frozenset(names)
 
     def documented_codes(self) -> list[str] | None:
         """The venue's documented venue_entry_type codes, or None when the suite lists none for the venue."""
