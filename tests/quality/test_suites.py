@@ -4,6 +4,7 @@ every expectation in them is valid for Great Expectations, and an empty partitio
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,16 @@ def test_an_empty_partition_passes(lake: Lake, docs_dir: Path) -> None:
     outcome = validate_partition(lake, "exchangehubx", "acct-1", INTERVAL, data_docs_dir=docs_dir)
     assert outcome.passed, outcome.report()
     assert outcome.rows == {"ledger": 0}
+
+
+def test_value_columns_are_the_columns_expectations_read() -> None:
+    """Columns outside value_columns reach GX dictionary-encoded (only their presence is checked), so the set
+    must name every column an expectation reads, and give up (None) when a row_condition could read any."""
+    spec = load_suite("ledger", "exchangehubx")
+    columns = spec.value_columns
+    assert columns is not None
+    assert {"venue", "account", "entry_id", "entry_seq", "occurred_at", "entry_type", "venue_entry_type"} <= columns
+    assert set(spec.invariant_columns) <= columns
+    assert not {"details", "raw_uri", "reference_id", "instrument", "ingested_at"} & columns
+    conditioned = dict(spec.expectations[1], kwargs={**spec.expectations[1]["kwargs"], "row_condition": "x"})
+    assert replace(spec, expectations=(*spec.expectations, conditioned)).value_columns is None
