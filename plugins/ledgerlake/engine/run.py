@@ -16,6 +16,7 @@ numbered, so memory holds one batch whatever the interval's size.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
@@ -201,6 +202,11 @@ class Extraction:
             self.options.raw_pages_per_object,
             self.redact,
         )
+        # The cyclic GC would keep walking every parsed record held in the current batch and the page queue (a
+        # third of a nested-record venue's parse time, measured on Coinbase). Records are freed by reference
+        # counting; the young generations are collected once per batch instead (in _flush).
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
         try:
             if self.venue.dataset == "snapshots":
                 self._run_snapshots(tmp)
@@ -216,6 +222,8 @@ class Extraction:
             self._abandon()
             raise
         finally:
+            if gc_was_enabled:
+                gc.enable()
             self.uploader.shutdown()
             self.http.close()
             shutil.rmtree(tmp, ignore_errors=True)
@@ -474,6 +482,7 @@ class Extraction:
         """
         venue = self.venue
         batch: LedgerBatch | None = None
+        gc.collect(1)  # what automatic collection would have done meanwhile, for the objects made since
         if len(cols):
             try:
                 batch = ledger_batch(venue, cols, uris, start_us, end_us)
