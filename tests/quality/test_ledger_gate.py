@@ -89,6 +89,9 @@ def _bad(name: str, venue: str = "exchangehubx"):  # type: ignore[no-untyped-def
     if name == "entry_seq_repeated":
         rows[-1]["entry_seq"] = rows[-2]["entry_seq"]
         return rows, "expect_column_values_to_be_unique(entry_seq)", rows[-1]["entry_id"]
+    if name == "null_asset":  # also the first row of no asset for the continuity check: no crash there
+        rows[0]["asset"] = None
+        return rows, "expect_column_values_to_not_be_null(asset)", None
     if name == "balance_missing":
         rows[5]["balance_after"] = None
         return rows, "expect_column_values_to_not_be_null(balance_after)", rows[5]["entry_id"]
@@ -110,6 +113,7 @@ def _bad(name: str, venue: str = "exchangehubx"):  # type: ignore[no-untyped-def
         "entry_seq_gap",
         "entry_seq_repeated",
         "balance_missing",
+        "null_asset",
         "balance_arithmetic",
     ],
 )
