@@ -31,6 +31,10 @@ class DuckDBWarehouse(Warehouse):
         wait = lock_wait if lock_wait is not None else READ_LOCK_WAIT_SECONDS if read_only else LOCK_WAIT_SECONDS
         self._con = self._connect(path, read_only, wait)
         self._con.execute("SET TimeZone = 'UTC'")
+        # Rows carry their order (entry_seq, occurred_at) and every view orders by it: the table's physical order
+        # means nothing, and letting DuckDB insert in parallel without keeping it saves a sixth of a load
+        # (measured: 1.58 against 1.89 s for 1M rows under the primary key).
+        self._con.execute("SET preserve_insertion_order = false")
 
     def _connect(self, path: Path, read_only: bool, lock_wait: float) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + lock_wait
