@@ -222,7 +222,8 @@ def throughput_md(t: dict[str, Any]) -> str:
             serving_rows,
         ),
         "",
-        "Measured during the floor run (one client, one connection, pages of 100): the client's time from sending "
+        "Measured during the floor run (one client, one connection, the venue's default page size: 100, Coinbase "
+        "1000; the sandbox prepared the day first): the client's time from sending "
         "a request to holding its answer, and the sandbox process's CPU time (psutil) for the same requests. "
         "Entries per sandbox CPU second is what one core of the sandbox serves; above the pipeline's end-to-end "
         "rate it is not the bottleneck.",

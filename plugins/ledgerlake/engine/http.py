@@ -71,8 +71,9 @@ _SIGNED_PARAMS = re.compile(r"(AccessKeyId|Signature|signature|X-MBX-APIKEY)=[^&
 
 
 class _RedactingFilter(logging.Filter):
-    """urllib3 logs request lines (with SunX's key and signatures in the query) at DEBUG level: strip them,
-    and any secret of a running extraction, before a handler sees the record."""
+    """urllib3 (boto3's HTTP, and the HTTP of any code sharing the process) logs request lines, signed query
+    strings included, at DEBUG level: strip signatures, and any secret of a running extraction, before a
+    handler sees the record. (The venues' own requests go through engine.client, which logs nothing.)"""
 
     secrets: ClassVar[set[str]] = set()
     lock = threading.Lock()

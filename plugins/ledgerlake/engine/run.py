@@ -1,9 +1,11 @@
 """One extraction: (venue, account, interval) -> raw pages, Parquet rows and, last, the manifest.
 
-What happens to a page, in order: the rate limiter lets the request go; the venue signs it; urllib3 sends
-it (retries in engine.http); the venue checks the envelope; the body goes to the raw archive as received;
-the venue appends the records' values to column lists; every `batch_rows` rows the lists become one Arrow
-batch (vectorized casts, filtered to exactly [start, end) of the window) that is written as a row group.
+What happens to a page, in order. On a fetcher thread, a few pages ahead: the rate limiter lets the request
+go; the venue signs it; engine.client sends it (retries in engine.http); the venue parses it and checks the
+envelope; the paginator makes the next request. On the run's own thread: the body goes to the raw archive
+as received; the venue appends the records' values to column lists; every `batch_rows` rows the lists
+become one Arrow batch (vectorized casts, `details` built column-wise, filtered to exactly [start, end) of
+the window), which a Parquet thread writes as a row group. engine.stages times each step.
 
 entry_seq needs the contract's chronological order. Each batch is put in it (sorted by (time, id), or
 the venue's listing reversed for Pacifica, whose ties keep the venue's order), holding back the rows of
