@@ -57,6 +57,6 @@ class StageClock:
                 stack[-1][1] += cpu
 
     def report(self) -> dict[str, dict[str, float]]:
-        """{stage: {"wall_s": .., "cpu_s": ..}} in STAGES order, rounded to milliseconds."""
+        """{stage: {"wall_s": .., "cpu_s": ..}} in STAGES order, to a tenth of a millisecond."""
         names = [s for s in STAGES if s in self.wall] + sorted(set(self.wall) - set(STAGES))
-        return {s: {"wall_s": round(self.wall[s], 3), "cpu_s": round(self.cpu[s], 3)} for s in names}
+        return {s: {"wall_s": round(self.wall[s], 4), "cpu_s": round(self.cpu[s], 4)} for s in names}
