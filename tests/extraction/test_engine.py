@@ -332,3 +332,26 @@ def test_a_row_out_of_time_order_stops_the_run(lake: Lake, stub_rows: list[dict]
     with serve(stub) as url, pytest.raises(OrderError, match="out of its order"):
         extract("coinbase", ACCOUNT, creds(url), interval, lake, options=options)
     assert not list(lake.list_keys("manifests/"))
+
+
+def test_raw_objects_are_capped_in_bytes_whatever_the_page_size(lake: Lake) -> None:
+    """Big pages (Coinbase's 1000 entries) must not make 100-page raw objects of tens of MB: up to 8 wait for
+    upload at once, which is how a 1M-row run once peaked at 466 MiB."""
+    from ledgerlake.engine.http import Redactor
+    from ledgerlake.engine.raw import OBJECT_BYTES, RawArchive
+    from ledgerlake.engine.writer import Uploader
+
+    uploader = Uploader()
+    raw = RawArchive(
+        lake, uploader, "coinbase", "acct-1", Interval.parse("2026-11-01", "2026-11-02"), 100, Redactor([])
+    )
+    page = b'{"x":"' + b"a" * (OBJECT_BYTES // 3) + b'"}'
+    uris = [raw.add(n, {"method": "GET"}, 200, page, 1) for n in range(1, 8)]
+    raw.flush()
+    files = uploader.wait()
+    uploader.shutdown()
+    assert len(files) == 3 and len(set(uris)) == 3  # pages 1-3, 4-6, 7: each object closes once it holds 4 MB
+    for f in files:
+        pages = json.loads(gzip.decompress(lake.get_bytes(f.key)))["pages"]
+        assert len(pages) <= 3 and all(p["body"] == {"x": "a" * (OBJECT_BYTES // 3)} for p in pages)
+    assert sorted(f.rows for f in files) == [1, 3, 3]

@@ -1,7 +1,9 @@
 """The raw page archive: every page's body exactly as received, with its safe request metadata.
 
-Pages are grouped `pages_per_object` to an object (one S3 PUT per page would cap throughput at the
-store's request latency): `raw/venue=/account=/date=/{interval}/page-{first:06d}.json.gz` holds
+Pages are grouped `pages_per_object` to an object, or fewer once they hold OBJECT_BYTES (one S3 PUT per
+page would cap throughput at the store's request latency; a size cap keeps memory flat whatever the page
+size: 100 Coinbase pages of 1000 entries are 25 MB, and up to 8 objects wait for upload).
+`raw/venue=/account=/date=/{interval}/page-{first:06d}.json.gz` holds
 `{"pages":[{"page":n,"request":{method,path,params,body},"status":200,"body":<the body verbatim>},...]}`.
 Signed URLs, signatures and headers are never stored; gzip without a time stamp keeps re-runs identical.
 """
@@ -17,6 +19,8 @@ from ledgerlake.engine.http import Redactor
 from ledgerlake.engine.writer import Uploader
 from ledgerlake.interval import Interval
 from ledgerlake.lake import Lake, ManifestFile, raw_page_key, sha256_hex
+
+OBJECT_BYTES = 4 << 20
 
 
 class RawArchive:
@@ -34,6 +38,7 @@ class RawArchive:
         self.venue, self.account, self.interval = venue, account, interval
         self.pages_per_object = max(1, pages_per_object)
         self._parts: list[bytes] = []
+        self._bytes = 0
         self._records = 0
         self._key: str | None = None
         self.objects = 0
@@ -44,9 +49,10 @@ class RawArchive:
             self._key = raw_page_key(self.venue, self.account, self.interval, page_no)
         head = orjson.dumps({"page": page_no, "request": request_meta, "status": status})
         self._parts.append(head[:-1] + b',"body":' + (body.strip() or b"null") + b"}")
+        self._bytes += len(self._parts[-1])
         self._records += records
         uri = self.lake.uri(self._key)
-        if len(self._parts) >= self.pages_per_object:
+        if len(self._parts) >= self.pages_per_object or self._bytes >= OBJECT_BYTES:
             self.flush()
         return uri
 
@@ -55,7 +61,7 @@ class RawArchive:
             return
         data = self.redact.scrub_bytes(b'{"pages":[' + b",\n".join(self._parts) + b"]}")
         key, records, lake = self._key, self._records, self.lake
-        self._parts, self._records, self._key = [], 0, None
+        self._parts, self._bytes, self._records, self._key = [], 0, 0, None
         self.objects += 1
 
         def put() -> ManifestFile:

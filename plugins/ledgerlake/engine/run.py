@@ -206,9 +206,12 @@ class Extraction:
         )
         # The cyclic GC would keep walking every parsed record held in the current batch and the page queue (a
         # third of a nested-record venue's parse time, measured on Coinbase). Records are freed by reference
-        # counting; the young generations are collected once per batch instead (in _flush).
+        # counting; garbage cycles are collected once per batch instead (in _flush), over only the objects
+        # made during the run: what the process held before (imports, Airflow) is frozen meanwhile.
         gc_was_enabled = gc.isenabled()
         gc.disable()
+        gc.freeze()
+        self._batches = 0
         try:
             if self.venue.dataset == "snapshots":
                 self._run_snapshots(tmp)
@@ -224,6 +227,7 @@ class Extraction:
             self._abandon()
             raise
         finally:
+            gc.unfreeze()
             if gc_was_enabled:
                 gc.enable()
             self.uploader.shutdown()
@@ -484,7 +488,10 @@ class Extraction:
         """
         venue = self.venue
         batch: LedgerBatch | None = None
-        gc.collect(1)  # what automatic collection would have done meanwhile, for the objects made since
+        self._batches += 1
+        # What automatic collection would have done: the young generations each batch, and every 8 batches the
+        # objects of the run that outlived them (cycles found there would otherwise pile up: +100 MiB at 10M rows).
+        gc.collect(2 if self._batches % 8 == 0 else 1)
         if len(cols):
             try:
                 batch = ledger_batch(venue, cols, uris, start_us, end_us)
