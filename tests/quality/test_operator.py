@@ -5,13 +5,12 @@ with the summary, both get the "Data Docs" link."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from airflow_child import run_dag_test
 
 from ledgerlake.lake import Lake, S3Settings, read_validation
 
@@ -54,30 +53,6 @@ with DAG(
     ValidatePartitionOperator.partial(task_id="validate", venue="coinbase", retries=0).expand(account=["good", "gap"])
 """
 
-RUNNER = """
-import json, sys
-from datetime import datetime, UTC
-from airflow.dag_processing.dagbag import DagBag
-from airflow.models.xcom import XComModel
-from airflow.utils.session import create_session
-
-bag = DagBag(dag_folder=sys.argv[1])
-assert not bag.import_errors, bag.import_errors
-dag = bag.get_dag("validate_only_coinbase")
-run = dag.test(logical_date=datetime(2026, 11, 2, tzinfo=UTC),
-               run_conf={"interval_start": "2026-11-01", "interval_end": "2026-11-02"})
-with create_session() as session:
-    rows = session.query(XComModel).filter(XComModel.dag_id == dag.dag_id).all()
-    def value(v):
-        try:
-            return json.loads(v) if isinstance(v, (str, bytes)) else v
-        except ValueError:
-            return v
-    xcom = [{"key": r.key, "map_index": r.map_index, "value": value(r.value)} for r in rows]
-    states = {f"{ti.task_id}[{ti.map_index}]": str(ti.state) for ti in run.get_task_instances(session=session)}
-print("RESULT " + json.dumps({"state": str(run.state), "tasks": states, "xcom": xcom}, default=str))
-"""
-
 
 @pytest.mark.slow
 def test_operator_in_airflow_fails_the_broken_account_and_links_data_docs(
@@ -90,42 +65,17 @@ def test_operator_in_airflow_fails_the_broken_account_and_links_data_docs(
         row["entry_seq"] = seq
     write_ledger(lake, broken)
 
-    (tmp_path / "dags").mkdir()
-    (tmp_path / "dags" / "validate_only.py").write_text(DAG_FILE)
-    (tmp_path / "runner.py").write_text(textwrap.dedent(RUNNER))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LEDGERLAKE"))}
-    env.update(
-        AIRFLOW_HOME=str(tmp_path / "home"),
-        AIRFLOW__CORE__DAGS_FOLDER=str(tmp_path / "dags"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{tmp_path / 'airflow.db'}",
-        LEDGERLAKE_DATA_DOCS_DIR=str(tmp_path / "data_docs"),
-        GX_ANALYTICS_ENABLED="false",
-        AIRFLOW_CONN_LEDGERLAKE_S3=json.dumps(
-            {
-                "conn_type": "aws",
-                "login": s3_settings.access_key_id,
-                "password": s3_settings.secret_access_key,
-                "extra": {"endpoint_url": s3_settings.endpoint_url, "bucket": s3_settings.bucket},
-            }
-        ),
+    env = {
+        "LEDGERLAKE_DATA_DOCS_DIR": str(tmp_path / "data_docs"),
+        "GX_ANALYTICS_ENABLED": "false",
         # A DuckDB warehouse nothing was loaded into: no previous closing balances, said in the log.
-        AIRFLOW_CONN_LEDGERLAKE_WAREHOUSE=json.dumps(
+        "AIRFLOW_CONN_LEDGERLAKE_WAREHOUSE": json.dumps(
             {"conn_type": "duckdb", "extra": {"path": str(tmp_path / "warehouse.duckdb")}}
         ),
+    }
+    result, done = run_dag_test(
+        tmp_path, DAG_FILE, "validate_only_coinbase", ("2026-11-01", "2026-11-02"), s3_settings, env
     )
-    airflow = str(Path(sys.executable).parent / "airflow")
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
-    done = subprocess.run(
-        [sys.executable, str(tmp_path / "runner.py"), str(tmp_path / "dags")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, done.stdout[-3000:] + done.stderr[-6000:-3000]
-    result = json.loads(lines[-1][len("RESULT ") :])
 
     assert result["state"] == "failed"
     assert result["tasks"] == {"validate[0]": "success", "validate[1]": "failed"}
