@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ledgerlake.schema import DECIMAL
+from ledgerlake.schema import BALANCE_SNAPSHOT_SCHEMA, DECIMAL
 
 # decimal128(38,18) + decimal128(38,18) would need precision 39, which decimal128 cannot hold. Narrowing to
 # (37,18) first keeps sums in decimal128 (fast); a value of 10^19 or more falls back to decimal256.
@@ -26,17 +26,7 @@ _WIDE = pa.decimal256(60, 18)
 # The columns each dataset's invariants read (the gate keeps them in the contract's types).
 INPUT_COLUMNS = {
     "ledger": ("entry_seq", "asset", "amount", "balance_before", "balance_after"),
-    "snapshots/balances": (
-        "snapshot_type",
-        "free",
-        "locked",
-        "borrowed",
-        "interest",
-        "net_asset",
-        "wallet_balance",
-        "margin_balance",
-        "total",
-    ),
+    "snapshots/balances": ("snapshot_type", *(f.name for f in BALANCE_SNAPSHOT_SCHEMA if f.type == DECIMAL)),
     "snapshots/positions": ("symbol", "entry_price", "mark_price"),
 }
 

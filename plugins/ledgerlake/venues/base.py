@@ -173,14 +173,18 @@ class BareDecimals:
                 or body.count(quoted) != len(records)
                 or not all(key in r for r in records)
             ):
-                return orjson.loads(self.quote_all.sub(rb'\1"\2"', body))
+                return self._quoted(body)
             for i, value in enumerate(values):
                 if type(value) in (float, int):
                     m = _NUMBER_AT_START.match(pieces[i + 1])
                     if m is None:
-                        return orjson.loads(self.quote_all.sub(rb'\1"\2"', body))
+                        return self._quoted(body)
                     records[i][key] = m.group(1).decode()
         return payload
+
+    def _quoted(self, body: bytes) -> Any:
+        """The fallback: every `"key": <number>` of the body quoted, then parsed again."""
+        return orjson.loads(self.quote_all.sub(rb'\1"\2"', body))
 
 
 # ---------------------------------------------------------------------------------------------------
