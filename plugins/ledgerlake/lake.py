@@ -208,12 +208,44 @@ class Lake:
             raise self._fail("put", key, exc) from None
         return ManifestFile(key=key, dataset="", rows=0, bytes=len(data), sha256=sha256_hex(data))
 
-    def upload_file(self, key: str, path: str) -> None:
-        """Upload a local file (multipart for large ones, so memory stays flat)."""
+    # Multipart uploads: an object written part by part while it is still being produced; it appears (or
+    # replaces the old one) only when completed, so readers never see half of it.
+
+    def start_multipart(self, key: str) -> str:
         try:
-            self._client.upload_file(path, self.settings.bucket, self._full(key), ExtraArgs=self._sse_args())
+            answer = self._client.create_multipart_upload(
+                Bucket=self.settings.bucket, Key=self._full(key), **self._sse_args()
+            )
         except Exception as exc:
-            raise self._fail("upload", key, exc) from None
+            raise self._fail("start multipart upload of", key, exc) from None
+        upload_id: str = answer["UploadId"]
+        return upload_id
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+        """Upload part `number` (1-based, at least 5 MiB unless it is the last); returns its ETag."""
+        try:
+            answer = self._client.upload_part(
+                Bucket=self.settings.bucket, Key=self._full(key), UploadId=upload_id, PartNumber=number, Body=data
+            )
+        except Exception as exc:
+            raise self._fail(f"upload part {number} of", key, exc) from None
+        etag: str = answer["ETag"]
+        return etag
+
+    def complete_multipart(self, key: str, upload_id: str, etags: list[str]) -> None:
+        parts = [{"ETag": etag, "PartNumber": i} for i, etag in enumerate(etags, 1)]
+        try:
+            self._client.complete_multipart_upload(
+                Bucket=self.settings.bucket, Key=self._full(key), UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except Exception as exc:
+            raise self._fail("complete multipart upload of", key, exc) from None
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            self._client.abort_multipart_upload(Bucket=self.settings.bucket, Key=self._full(key), UploadId=upload_id)
+        except Exception as exc:
+            raise self._fail("abort multipart upload of", key, exc) from None
 
     def get_bytes(self, key: str) -> bytes:
         try:

@@ -214,7 +214,7 @@ class Extraction:
         self._batches = 0
         try:
             if self.venue.dataset == "snapshots":
-                self._run_snapshots(tmp)
+                self._run_snapshots()
             else:
                 self._run_ledger(tmp)
             with self.clock("raw_archive"):
@@ -379,7 +379,7 @@ class Extraction:
 
     # Ledger --------------------------------------------------------------------------------------
 
-    def _ledger_writer(self, tmp: str) -> PartitionedParquetWriter:
+    def _ledger_writer(self) -> PartitionedParquetWriter:
         return PartitionedParquetWriter(
             self.lake,
             self.uploader,
@@ -389,14 +389,13 @@ class Extraction:
             self.account.account,
             self.interval,
             "occurred_at",
-            tmp,
             self.options.file_rows,
             self.options.batch_rows,
         )
 
     def _run_ledger(self, tmp: str) -> None:
         venue = self.venue
-        writer = BackgroundWriter(self._ledger_writer(tmp), self.clock)
+        writer = BackgroundWriter(self._ledger_writer(), self.clock)
         self._spill: pa.ipc.RecordBatchFileWriter | None = None
         self._spill_file: pa.NativeFile | None = None
         self._spill_path = os.path.join(tmp, "spill.arrow")
@@ -680,7 +679,7 @@ class Extraction:
 
     # Binance snapshots ---------------------------------------------------------------------------
 
-    def _run_snapshots(self, tmp: str) -> None:
+    def _run_snapshots(self) -> None:
         venue = self.venue
         bal_parts: list[pa.Table] = []
         pos_parts: list[pa.Table] = []
@@ -718,7 +717,6 @@ class Extraction:
                 self.account.account,
                 self.interval,
                 "snapshot_at",
-                tmp,
                 self.options.file_rows,
                 self.options.batch_rows,
             )

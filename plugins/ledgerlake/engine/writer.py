@@ -1,18 +1,17 @@
-"""Rows -> date-partitioned Parquet files on S3, streamed: local temp files rolled every `file_rows` rows,
-uploaded in the background while fetching goes on, with the manifest entry (rows, bytes, sha256) of each.
-Also the background uploader the raw archive shares."""
+"""Rows -> date-partitioned Parquet files on S3, streamed: each file goes up as a multipart upload whose parts
+are sent in the background while the file is still being written (files roll every `file_rows` rows), with
+the manifest entry (rows, bytes, sha256) of each. Also the background uploader the raw archive shares."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-import os
-import tempfile
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -28,11 +27,15 @@ US_PER_DAY = 86_400_000_000
 DICTIONARY_COLUMNS = ["venue", "account", "asset", "entry_type", "venue_entry_type", "instrument", "raw_uri",
                       "snapshot_type", "symbol"]  # fmt: skip
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1}
+PART_BYTES = 8 << 20  # multipart part size (S3's minimum is 5 MiB, except the last)
+PARTS_IN_FLIGHT = 2  # per file: parts held in memory while they upload
+T = TypeVar("T")
+log = logging.getLogger("ledgerlake.engine")
 
 
-def parquet_writer(path: str, schema: pa.Schema) -> pq.ParquetWriter:
+def parquet_writer(where: Any, schema: pa.Schema) -> pq.ParquetWriter:
     return pq.ParquetWriter(
-        path, schema, use_dictionary=[c for c in DICTIONARY_COLUMNS if c in schema.names], **PARQUET_OPTIONS
+        where, schema, use_dictionary=[c for c in DICTIONARY_COLUMNS if c in schema.names], **PARQUET_OPTIONS
     )
 
 
@@ -61,6 +64,10 @@ class Uploader:
             if f.done() and f.exception() is not None:
                 raise f.exception()  # type: ignore[misc]
 
+    def run(self, job: Callable[[], T]) -> Future[T]:
+        """A job whose result is not a file of the manifest (a part of one): not counted in `wait`."""
+        return self._pool.submit(job)
+
     def wait(self) -> list[ManifestFile]:
         done = [f.result() for f in self._futures]
         self._futures.clear()
@@ -70,29 +77,105 @@ class Uploader:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+class S3FileSink:
+    """What pyarrow writes one Parquet file into: its bytes go to S3 as they come, `PART_BYTES` at a time.
 
+    Parts are uploaded on the uploader's threads while the file is still being written, so the end of a run
+    waits for the last part only (a 1M-row file written to disk and uploaded after closing kept the run waiting
+    0.4-1.2 s). At most `PARTS_IN_FLIGHT` parts are held in memory. A file smaller than one part is one plain
+    PUT. The object appears only once complete, never half written; `abort` drops the parts sent so far.
+    """
 
-def upload_local_file(lake: Lake, key: str, path: str, dataset: str, rows: int) -> ManifestFile:
-    try:
-        size = os.path.getsize(path)
-        digest = file_sha256(path)
-        lake.upload_file(key, path)
-        return ManifestFile(key=key, dataset=dataset, rows=rows, bytes=size, sha256=digest)
-    finally:
-        os.unlink(path)
+    def __init__(self, lake: Lake, uploader: Uploader, key: str) -> None:
+        self.lake, self.uploader, self.key = lake, uploader, key
+        self._buffer = bytearray()
+        self._sha256 = hashlib.sha256()
+        self._size = 0
+        self._upload_id: str | None = None
+        self._etags: list[Future[str]] = []
+        self._in_flight = threading.Semaphore(PARTS_IN_FLIGHT)
+        self._aborted = False
+        self.closed = False
+
+    # The file-object methods pyarrow calls.
+    def write(self, data: bytes) -> int:
+        if self._aborted:
+            return len(data)  # the footer of a writer closed after an abort: nowhere to go
+        self._buffer += data
+        self._size += len(data)
+        if len(self._buffer) >= PART_BYTES:
+            self._send(bytes(self._buffer))
+            self._buffer.clear()
+        return len(data)
+
+    def tell(self) -> int:
+        return self._size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def _send(self, part: bytes) -> None:
+        for f in self._etags:
+            if f.done() and f.exception() is not None:
+                raise f.exception()  # type: ignore[misc]  # stop writing a file that cannot arrive
+        self._sha256.update(part)
+        if self._upload_id is None:
+            self._upload_id = self.lake.start_multipart(self.key)
+        lake, key, upload_id, number = self.lake, self.key, self._upload_id, len(self._etags) + 1
+        self._in_flight.acquire()  # blocks the Parquet thread while PARTS_IN_FLIGHT parts are still uploading
+
+        def upload() -> str:
+            try:
+                return lake.upload_part(key, upload_id, number, part)
+            finally:
+                self._in_flight.release()
+
+        self._etags.append(self.uploader.run(upload))
+
+    def finish(self, dataset: str, rows: int) -> ManifestFile:
+        """Send what is left and complete the object (blocks until its parts are up)."""
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        self._sha256.update(rest)
+        if self._upload_id is None:
+            self.lake.put_bytes(self.key, rest)
+        else:
+            try:
+                etags = [f.result() for f in self._etags]
+                if rest:  # sent from this (upload) thread: queued behind other files' jobs it could wait for ever
+                    etags.append(self.lake.upload_part(self.key, self._upload_id, len(etags) + 1, rest))
+                self.lake.complete_multipart(self.key, self._upload_id, etags)
+            except BaseException:
+                self.abort()
+                raise
+        return ManifestFile(key=self.key, dataset=dataset, rows=rows, bytes=self._size, sha256=self._sha256.hexdigest())
+
+    def abort(self) -> None:
+        self._aborted = True
+        for f in self._etags:
+            f.cancel()
+        if self._upload_id is not None:
+            try:
+                for f in self._etags:
+                    if not f.cancelled():
+                        f.exception()  # wait: a part still uploading would outlive the abort
+                self.lake.abort_multipart(self.key, self._upload_id)
+            except Exception as exc:  # the failure that made us abort matters more
+                log.warning("could not abort the multipart upload of %s: %s", self.lake.uri(self.key), exc)
+            self._upload_id = None
 
 
 @dataclass
 class _OpenFile:
     day: str
     number: int
-    path: str
+    sink: S3FileSink
     writer: pq.ParquetWriter
     rows: int = 0
 
@@ -114,14 +197,13 @@ class PartitionedParquetWriter:
         account: str,
         interval: Interval,
         time_column: str,
-        tmpdir: str,
         file_rows: int,
         row_group_rows: int,
         time_ordered: bool = True,
     ) -> None:
         self.lake, self.uploader, self.dataset, self.schema = lake, uploader, dataset, schema
         self.venue, self.account, self.interval = venue, account, interval
-        self.time_column, self.tmpdir = time_column, tmpdir
+        self.time_column = time_column
         self.file_rows, self.row_group_rows = file_rows, row_group_rows
         self.time_ordered = time_ordered
         self._open: dict[str, _OpenFile] = {}
@@ -162,19 +244,17 @@ class PartitionedParquetWriter:
     def _start(self, day: str) -> _OpenFile:
         number = self._next_number.get(day, 0)
         self._next_number[day] = number + 1
-        fd, path = tempfile.mkstemp(suffix=".parquet", dir=self.tmpdir)
-        os.close(fd)
-        writer = parquet_writer(path, self.schema)
-        f = _OpenFile(day, number, path, writer)
+        key = data_file_key(self.dataset, self.venue, self.account, self.interval, day, number)
+        sink = S3FileSink(self.lake, self.uploader, key)
+        f = _OpenFile(day, number, sink, parquet_writer(sink, self.schema))
         self._open[day] = f
         return f
 
     def _close(self, day: str) -> None:
         f = self._open.pop(day)
         f.writer.close()
-        key = data_file_key(self.dataset, self.venue, self.account, self.interval, f.day, f.number)
-        lake, dataset, rows, path = self.lake, self.dataset, f.rows, f.path
-        self.uploader.submit(lambda: upload_local_file(lake, key, path, dataset, rows))
+        sink, dataset, rows = f.sink, self.dataset, f.rows
+        self.uploader.submit(lambda: sink.finish(dataset, rows))
 
     def close(self) -> None:
         for day in sorted(self._open):
@@ -182,8 +262,8 @@ class PartitionedParquetWriter:
 
     def abort(self) -> None:
         for f in self._open.values():
-            f.writer.close()
-            os.unlink(f.path)
+            f.sink.abort()
+            f.writer.close()  # now, not when collected: its footer goes nowhere
         self._open.clear()
 
 
