@@ -95,11 +95,19 @@ class LedgerBatch:
     occurred_us: np.ndarray  # int64, for order checks and date partitions
     tie: np.ndarray | None  # int64 tie-break (int(entry_id)) or None
     unknown_codes: dict[str, int]
-    outside: int  # records dropped because they lie outside the window
+    outside: int  # records dropped because they lie outside the venue window (not merely outside this lane)
 
 
-def ledger_batch(venue: Venue, cols: LedgerColumns, raw_uris: list[str], start_us: int, end_us: int) -> LedgerBatch:
-    """Typed, window-filtered batch. Raises RowsError naming the column that failed."""
+def ledger_batch(
+    venue: Venue,
+    cols: LedgerColumns,
+    raw_uris: list[str],
+    start_us: int,
+    end_us: int,
+    window_us: tuple[int, int] | None = None,
+) -> LedgerBatch:
+    """Typed batch of the rows in [start_us, end_us). Rows outside it are dropped; those also outside
+    `window_us` (default: the same range) are counted as outside. Raises RowsError naming the column that failed."""
     if venue.entry_id_kind == "int":
         id_ints = _ints(cols.entry_id, "entry_id")
         entry_id = id_ints.cast(pa.string())
@@ -151,7 +159,9 @@ def ledger_batch(venue: Venue, cols: LedgerColumns, raw_uris: list[str], start_u
                 tie = None  # ids that are not numbers: order by time only
     inside = (us >= start_us) & (us < end_us)
     outside = int(len(us) - int(inside.sum()))
-    if outside:
+    if outside and window_us is not None and window_us != (start_us, end_us):
+        outside = int(((us < window_us[0]) | (us >= window_us[1])).sum())  # the rest belong to another lane
+    if not inside.all():
         table = table.filter(pa.array(inside))
         us = us[inside]
         tie = tie[inside] if tie is not None else None

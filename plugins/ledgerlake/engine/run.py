@@ -5,15 +5,21 @@ go; the venue signs it; engine.client sends it (retries in engine.http); the ven
 envelope; the paginator makes the next request. On the run's own thread: the body goes to the raw archive
 as received; the venue appends the records' values to column lists; every `batch_rows` rows the lists
 become one Arrow batch (vectorized casts, `details` built column-wise, filtered to exactly [start, end) of
-the window), which a Parquet thread writes as a row group. engine.stages times each step.
+the window), which a Parquet thread writes as a row group and streams to S3. engine.stages times each step.
+
+Venues whose requests filter by time at both ends have each window fetched as `fetch_lanes` consecutive
+parts at once, one fetcher and one connection per part (a lane): with one request in flight the row-building
+thread waited for pages 40-60% of a run. The run's thread takes a page from each lane in turn, so page
+numbers and batches are the same on every run, and keeps each lane's batches and order checks apart.
 
 entry_seq needs the contract's chronological order. Each batch is put in it (sorted by (time, id), or
 the venue's listing reversed for Pacifica, whose ties keep the venue's order), holding back the rows of
 the batch's last time so equal times never straddle two batches; the venue's order by time is checked
-between batches. Oldest-first venues then stream straight into the final files with a running counter.
-Newest-first venues (Coinbase, Pacifica, and exchangeHubX, whose order is undocumented and found from the
-data) stream their batches into a local LZ4 Arrow spill file, read back last batch first at the end and
-numbered, so memory holds one batch whatever the interval's size.
+between batches. The run's first lane of an oldest-first venue then streams straight into the final files
+with a running counter. Every other lane, and newest-first venues (Coinbase, Pacifica, and exchangeHubX,
+whose order is undocumented and found from the data), stream their batches into a local LZ4 Arrow spill
+file, read back at the end lane by lane (a newest-first lane last batch first) and numbered, so memory holds
+a batch per lane whatever the interval's size.
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -71,6 +78,7 @@ class ExtractOptions:
     max_retry_after_s: float = 600.0
     page_size: int | None = None
     batch_rows: int = 25_000  # rows per Arrow batch = Parquet row group
+    fetch_lanes: int = 2  # parts of each window fetched at once (venues filtering by time at both ends)
     file_rows: int = 1_000_000  # rows per Parquet file before it rolls
     raw_pages_per_object: int = 100
     progress_every_s: float = 10.0
@@ -135,6 +143,112 @@ class _RecentIds:
         return False
 
 
+class _Fetcher:
+    """A thread that requests the pages of one window (rate limit, signing, retries, parsing, paging) a few
+    pages ahead of the thread that turns them into rows, so the venue's answer time and our own work overlap
+    instead of adding up. At most PREFETCH_PAGES pages wait, so memory stays bounded; order is kept."""
+
+    def __init__(
+        self,
+        venue: Venue,
+        http: VenueHttp,
+        window: Window,
+        clock: StageClock,
+        answered: threading.Event,
+        wait_for_answer: bool = False,
+    ) -> None:
+        """`answered` is set once the venue has answered a page of the run; with `wait_for_answer` (further
+        lanes) the first request waits for it, so a refused key or a ban costs one request, not one per lane."""
+        self.venue, self.http, self.window, self.clock = venue, http, window, clock
+        self.answered, self.wait_for_answer = answered, wait_for_answer
+        self._queue: queue.Queue[tuple[Request, Page, list[Any]] | BaseException | None] = queue.Queue(PREFETCH_PAGES)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fetch_all, name=f"ledgerlake-fetch-{venue.name}", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: tuple[Request, Page, list[Any]] | BaseException | None) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fetch_all(self) -> None:
+        venue, window = self.venue, self.window
+        try:
+            while self.wait_for_answer and not self.answered.wait(0.2):
+                if self._stop.is_set():
+                    return
+            request: Request | None = venue.first_request(window)
+            while request is not None and not self._stop.is_set():
+                page = self.http.fetch(request)
+                with self.clock("parse"):
+                    records = venue.records(page.payload)
+                    nxt = venue.next_request(request, page.payload, page.headers, records, window)
+                    if nxt is not None and venue.stop_after(records, window):
+                        nxt = None
+                if not self._put((request, page, records)):
+                    return
+                self.answered.set()
+                request = nxt
+            self._put(None)
+        except BaseException as exc:  # handed to the consuming thread, which raises it
+            self._put(exc)
+
+    def next(self) -> tuple[Request, Page, list[Any]] | None:
+        """The next page, or None after the last; raises what the fetch raised."""
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        # A fetch in flight ends within its timeouts; the thread is a daemon, so a stuck one never holds the
+        # process, and it hands nothing more to anyone once stopped.
+        self._thread.join(timeout=5)
+
+
+@dataclass(eq=False)
+class _Lane:
+    """One part of a window, fetched by a fetcher of its own and put in chronological order on its own.
+
+    Venues that filter by time at both ends are fetched as `fetch_lanes` consecutive parts of each window at
+    once: with one request in flight, the row-building thread waited for pages 40-60% of a run. The thread
+    takes one page from each lane in turn (so page numbers, raw objects and batches are the same on every
+    run), keeps a batch per lane, and the lanes' chunks reach the files in time order (see `_unspill`).
+    """
+
+    number: int  # chronological place among all lanes of the run
+    window: Window  # this lane's part of the venue window
+    fetcher: _Fetcher
+    start_us: int
+    end_us: int
+    window_us: tuple[int, int]  # the whole venue window: only rows outside it count as outside the interval
+    recent: _RecentIds | None
+    cols: LedgerColumns = field(default_factory=LedgerColumns)
+    uris: list[str] = field(default_factory=list)
+    pages: list[tuple[int, list[dict[str, Any]], str]] = field(default_factory=list)
+    last_key: tuple[int, int | None] | None = None  # listing-order check (ties kept as listed)
+    bound: tuple[int, int] | None = None  # (time, id) the next sorted chunk must lie beyond
+    carry: LedgerBatch | None = None  # rows of the last time seen, held for the next batch
+    spilled: list[int] = field(default_factory=list)  # this lane's record batches in the spill file, as listed
+
+    def new_batch(self) -> None:
+        self.cols, self.uris, self.pages = LedgerColumns(), [], []
+
+
+def lane_windows(window: Window, lanes: int) -> list[Window]:
+    """`window` cut into up to `lanes` consecutive parts of whole milliseconds (fewer for a short window)."""
+    span_ms = window.interval.end_ms - window.interval.start_ms
+    if lanes <= 1 or span_ms < 2 * lanes:
+        return [window]
+    step = timedelta(milliseconds=-(-span_ms // lanes))
+    return [Window(part, window.label) for part in window.interval.split(step)]
+
+
 class Extraction:
     def __init__(
         self,
@@ -148,6 +262,7 @@ class Extraction:
         if venue_name not in VENUE_CLASSES:
             raise ValueError(f"unknown venue {venue_name!r}; known: {', '.join(VENUE_CLASSES)}")
         self.venue = VENUE_CLASSES[venue_name](account, credentials, options.page_size)
+        self.credentials = credentials
         self.account = account
         self.interval = interval
         self.lake = lake
@@ -157,9 +272,23 @@ class Extraction:
         limit = resolve_rate_limit(self.venue, options, credentials)
         self.limit = limit
         self.clock = StageClock()
-        self.http = VenueHttp(
-            self.venue,
-            limiter_for(self.venue.rate_limit_scope_key(), limit) if limit else None,
+        self._https: list[VenueHttp] = []
+        self.http = self._http_for(self.venue)
+        self._venue_answered = threading.Event()
+        self.summary = ExtractSummary(
+            venue_name, account.account, f"{interval.start.isoformat()}/{interval.end.isoformat()}"
+        )
+        self.ingested_at = datetime.now(UTC)
+        self._started = time.monotonic()
+        self._last_progress = self._started
+        self._uploads_started = False
+
+    def _http_for(self, venue: Venue) -> VenueHttp:
+        """A connection of its own for one fetcher; all of them share the venue's rate limiter."""
+        limit, options = self.limit, self.options
+        http = VenueHttp(
+            venue,
+            limiter_for(venue.rate_limit_scope_key(), limit) if limit else None,
             self.redact,
             self.context,
             connect_timeout=options.connect_timeout_s,
@@ -170,13 +299,13 @@ class Extraction:
             max_retry_after_s=options.max_retry_after_s,
             clock=self.clock,
         )
-        self.summary = ExtractSummary(
-            venue_name, account.account, f"{interval.start.isoformat()}/{interval.end.isoformat()}"
-        )
-        self.ingested_at = datetime.now(UTC)
-        self._started = time.monotonic()
-        self._last_progress = self._started
-        self._uploads_started = False
+        self._https.append(http)
+        return http
+
+    def _http_stats(self) -> tuple[int, int, float]:
+        """(requests, retries, seconds waited for the rate limit) over every fetcher's connection."""
+        stats = [h.stats for h in self._https]
+        return sum(s.requests for s in stats), sum(s.retries for s in stats), sum(s.rate_limit_wait_s for s in stats)
 
     # ---------------------------------------------------------------------------------------------
 
@@ -231,7 +360,8 @@ class Extraction:
             if gc_was_enabled:
                 gc.enable()
             self.uploader.shutdown()
-            self.http.close()
+            for http in self._https:
+                http.close()
             shutil.rmtree(tmp, ignore_errors=True)
 
     def _abandon(self) -> None:
@@ -251,9 +381,8 @@ class Extraction:
 
     def _finish(self, files: list[ManifestFile]) -> ExtractSummary:
         s = self.summary
-        s.retries = self.http.stats.retries
-        s.requests = self.http.stats.requests
-        s.rate_limit_wait_s = round(self.http.stats.rate_limit_wait_s, 3)
+        s.requests, s.retries, waited = self._http_stats()
+        s.rate_limit_wait_s = round(waited, 3)
         s.seconds = round(time.monotonic() - self._started, 3)
         s.stages = self.clock.report()
         s.rows["raw"] = sum(f.rows for f in files if f.dataset == "raw")
@@ -302,7 +431,7 @@ class Extraction:
             return
         self._last_progress = now
         elapsed = max(now - self._started, 1e-9)
-        st = self.http.stats
+        _, retries, waited = self._http_stats()
         log.info(
             "%s: window %s%s: %d pages, %d rows, %.0f rows/s, %.1f s waiting for the rate limit, %d retries",
             self.context,
@@ -311,71 +440,34 @@ class Extraction:
             self.summary.pages,
             rows,
             rows / elapsed,
-            st.rate_limit_wait_s,
-            st.retries,
+            waited,
+            retries,
         )
 
     # Pages ---------------------------------------------------------------------------------------
 
-    def _pages(self, window: Window):  # type: ignore[no-untyped-def]
-        """(page_no, records, raw_uri) of every page of one window, archived as received.
+    def _next_page(self, fetcher: _Fetcher) -> tuple[int, list[Any], str] | None:
+        """(page_no, records, raw_uri) of the fetcher's next page, archived as received; None at its end."""
+        with self.clock("wait_for_pages"):
+            item = fetcher.next()
+        if item is None:
+            return None
+        request, page, records = item
+        self.summary.pages += 1
+        page_no = self.summary.pages
+        self._begin_uploads()
+        with self.clock("raw_archive"):
+            uri = self.raw.add(page_no, request.safe_meta(), page.status, page.body, len(records))
+        return page_no, records, uri
 
-        A fetcher thread requests the next pages (signing, rate limit, retries, parsing, paging) while this
-        thread turns the previous ones into rows: the venue's answer time and our own work overlap instead of
-        adding up. At most PREFETCH_PAGES pages wait, so memory stays bounded; order is kept.
-        """
-        venue = self.venue
-        pages: queue.Queue[tuple[Request, Page, list[Any]] | BaseException | None] = queue.Queue(PREFETCH_PAGES)
-        stop = threading.Event()
-
-        def put(item: tuple[Request, Page, list[Any]] | BaseException | None) -> bool:
-            while not stop.is_set():
-                try:
-                    pages.put(item, timeout=0.2)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def fetch_all() -> None:
-            try:
-                request: Request | None = venue.first_request(window)
-                while request is not None and not stop.is_set():
-                    page = self.http.fetch(request)
-                    with self.clock("parse"):
-                        records = venue.records(page.payload)
-                        nxt = venue.next_request(request, page.payload, page.headers, records, window)
-                        if nxt is not None and venue.stop_after(records, window):
-                            nxt = None
-                    if not put((request, page, records)):
-                        return
-                    request = nxt
-                put(None)
-            except BaseException as exc:  # handed to the consuming thread, which raises it
-                put(exc)
-
-        fetcher = threading.Thread(target=fetch_all, name=f"ledgerlake-fetch-{venue.name}", daemon=True)
-        fetcher.start()
+    def _pages(self, window: Window) -> Iterator[tuple[int, list[Any], str]]:
+        """Every page of one window, from one fetcher (Binance's snapshots)."""
+        fetcher = _Fetcher(self.venue, self.http, window, self.clock, self._venue_answered)
         try:
-            while True:
-                with self.clock("wait_for_pages"):
-                    item = pages.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                request, page, records = item
-                self.summary.pages += 1
-                page_no = self.summary.pages
-                self._begin_uploads()
-                with self.clock("raw_archive"):
-                    uri = self.raw.add(page_no, request.safe_meta(), page.status, page.body, len(records))
-                yield page_no, records, uri
+            while (item := self._next_page(fetcher)) is not None:
+                yield item
         finally:
-            stop.set()
-            # A fetch in flight ends within its timeouts; the thread is a daemon, so a stuck one never holds
-            # the process, and it hands nothing more to anyone once `stop` is set.
-            fetcher.join(timeout=5)
+            fetcher.close()
 
     # Ledger --------------------------------------------------------------------------------------
 
@@ -399,51 +491,83 @@ class Extraction:
         self._spill: pa.ipc.RecordBatchFileWriter | None = None
         self._spill_file: pa.NativeFile | None = None
         self._spill_path = os.path.join(tmp, "spill.arrow")
+        self._spilled = 0
         self._direction: bool | None = venue.newest_first  # None: not documented, found from the data
         self._seq = 0
         self._rows_seen = 0
-        self._last_key: tuple[int, int | None] | None = None  # listing-order check (ties kept as listed)
-        self._bound: tuple[int, int] | None = None  # (time, id) the next sorted chunk must lie beyond
-        self._carry: LedgerBatch | None = None  # rows of the last time seen, held for the next batch
-        recent = _RecentIds(max(20 * venue.page_size, 20_000)) if venue.dedup_by_entry_id else None
+        lanes_per_window = max(1, self.options.fetch_lanes) if venue.time_filtered else 1
+        every_lane: list[_Lane] = []
+        active: list[_Lane] = []
+        # Paging state lives on the venue object: each further lane has a venue and a connection of its own.
+        fetching = [(venue, self.http)]
         try:
             for window in venue.windows(self.interval):
-                start_us, end_us = to_ms(window.interval.start) * 1000, to_ms(window.interval.end) * 1000
-                cols = LedgerColumns()
-                uris: list[str] = []
-                pages: list[tuple[int, list[dict[str, Any]], str]] = []
-                for page_no, records, uri in self._pages(window):
-                    with self.clock("normalize"):
-                        if not records:
-                            continue
-                        before = len(cols)
-                        try:
-                            venue.append(records, cols)
-                        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                            self._truncate(cols, before)
-                            self._bad_record([(page_no, records, uri)], f"{type(exc).__name__}: {exc}")
-                        if recent is not None:
-                            self._dedup(cols, before, recent)
-                        uris.extend([uri] * (len(cols) - before))
-                        pages.append((page_no, records, uri))
-                        if len(cols) >= self.options.batch_rows:
-                            self._flush(cols, uris, pages, start_us, end_us, writer)
-                            cols, uris, pages = LedgerColumns(), [], []
-                        self._progress(window, self._rows_seen)
-                with self.clock("normalize"):
-                    self._flush(cols, uris, pages, start_us, end_us, writer, final=True)
-                self._progress(window, self._rows_seen, force=True)
+                window_us = (to_ms(window.interval.start) * 1000, to_ms(window.interval.end) * 1000)
+                for position, part in enumerate(lane_windows(window, lanes_per_window)):
+                    if position == len(fetching):
+                        more = VENUE_CLASSES[venue.name](self.account, self.credentials, self.options.page_size)
+                        fetching.append((more, self._http_for(more)))
+                    lane_venue, http = fetching[position]
+                    lane = _Lane(
+                        len(every_lane),
+                        part,
+                        _Fetcher(
+                            lane_venue, http, part, self.clock, self._venue_answered, wait_for_answer=position > 0
+                        ),
+                        to_ms(part.interval.start) * 1000,
+                        to_ms(part.interval.end) * 1000,
+                        window_us,
+                        _RecentIds(max(20 * venue.page_size, 20_000)) if venue.dedup_by_entry_id else None,
+                    )
+                    every_lane.append(lane)
+                    active.append(lane)
+                while active:
+                    for lane in list(active):
+                        if not self._next_lane_page(lane, writer):
+                            active.remove(lane)
+                            lane.fetcher.close()
+                            with self.clock("normalize"):
+                                self._flush(lane, writer, final=True)
+                            self._progress(lane.window, self._rows_seen, force=True)
             if self._spill is not None:
                 self._close_spill()
                 with self.clock("normalize"):
-                    self._unspill(self._spill_path, writer, reverse=self._direction is not False)
+                    self._unspill(every_lane, writer)
             writer.close()
         except BaseException:
+            for lane in active:
+                lane.fetcher.close()
             writer.abort()
             if self._spill is not None:
                 self._close_spill()
             raise
         self.summary.rows["ledger"] = writer.rows
+
+    def _next_lane_page(self, lane: _Lane, writer: BackgroundWriter) -> bool:
+        """Take the lane's next page into its batch (flushed every batch_rows rows); False at its end."""
+        item = self._next_page(lane.fetcher)
+        if item is None:
+            return False
+        page_no, records, uri = item
+        with self.clock("normalize"):
+            if not records:
+                return True
+            cols = lane.cols
+            before = len(cols)
+            try:
+                self.venue.append(records, cols)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                self._truncate(cols, before)
+                self._bad_record([(page_no, records, uri)], f"{type(exc).__name__}: {exc}")
+            if lane.recent is not None:
+                self._dedup(cols, before, lane.recent)
+            lane.uris.extend([uri] * (len(cols) - before))
+            lane.pages.append((page_no, records, uri))
+            if len(cols) >= self.options.batch_rows:
+                self._flush(lane, writer)
+                lane.new_batch()
+        self._progress(lane.window, self._rows_seen)
+        return True
 
     @staticmethod
     def _truncate(cols: LedgerColumns, n: int) -> None:
@@ -468,24 +592,15 @@ class Extraction:
         differ = np.flatnonzero(us != us[0])
         return None if not len(differ) else bool(us[differ[0]] < us[0])
 
-    def _flush(
-        self,
-        cols: LedgerColumns,
-        uris: list[str],
-        pages: list[tuple[int, list[dict[str, Any]], str]],
-        start_us: int,
-        end_us: int,
-        writer: BackgroundWriter,
-        final: bool = False,
-    ) -> None:
-        """One batch of a window: typed, filtered, put in chronological order, then written or spilled.
+    def _flush(self, lane: _Lane, writer: BackgroundWriter, final: bool = False) -> None:
+        """One batch of a lane: typed, filtered, put in chronological order, then written or spilled.
 
         Venues ordering ties by id ("id" tie-break) get each batch sorted by (time, id), the contract's order,
         whatever order the venue lists equal times in; the rows sharing the batch's last time are held back
         for the next batch, so a group of equal times never straddles two batches. Between batches the
         venue's order by time is checked: a row that belongs before rows already written stops the run.
         """
-        venue = self.venue
+        venue, cols = self.venue, lane.cols
         batch: LedgerBatch | None = None
         self._batches += 1
         # What automatic collection would have done: the young generations each batch, and every 8 batches the
@@ -493,9 +608,9 @@ class Extraction:
         gc.collect(2 if self._batches % 8 == 0 else 1)
         if len(cols):
             try:
-                batch = ledger_batch(venue, cols, uris, start_us, end_us)
+                batch = ledger_batch(venue, cols, lane.uris, lane.start_us, lane.end_us, lane.window_us)
             except RowsError as exc:
-                self._bad_record(pages, f"column {exc.column}: {exc.reason}")
+                self._bad_record(lane.pages, f"column {exc.column}: {exc.reason}")
                 raise AssertionError("unreachable") from None
             self.summary.outside_interval += batch.outside
             for code, count in batch.unknown_codes.items():
@@ -504,15 +619,15 @@ class Extraction:
                         "%s: unknown %s type code %r kept as entry_type 'other'", self.context, venue.name, code
                     )
                 self.summary.unknown_codes[code] = self.summary.unknown_codes.get(code, 0) + count
-        if self._carry is not None:
-            batch = self._carry if batch is None else self._concat(self._carry, batch)
-            self._carry = None
+        if lane.carry is not None:
+            batch = lane.carry if batch is None else self._concat(lane.carry, batch)
+            lane.carry = None
         if batch is None or batch.table.num_rows == 0:
             return
         if self._direction is None:
             self._direction = self._detect_direction(batch.occurred_us)
             if self._direction is None and not final:
-                self._carry = batch  # all at one time so far: wait for a second time to tell the order
+                lane.carry = batch  # all at one time so far: wait for a second time to tell the order
                 return
             if self._direction is None:
                 self._direction = False  # one time only: the order of the rows is the id order
@@ -521,20 +636,20 @@ class Extraction:
             )
         newest_first = self._direction
         if venue.tie_break == "id" and batch.tie is not None:
-            chunk = self._sorted_chunk(batch, newest_first, final)
+            chunk = self._sorted_chunk(lane, batch, newest_first, final)
         else:  # ties keep the venue's listing order (Pacifica): check it, then turn it chronological
-            bad = order_violation(batch.occurred_us, None, newest_first, self._last_key)
+            bad = order_violation(batch.occurred_us, None, newest_first, lane.last_key)
             if bad is not None:
                 self._order_error(batch.table.column("entry_id")[bad].as_py())
-            self._last_key = (int(batch.occurred_us[-1]), None)
+            lane.last_key = (int(batch.occurred_us[-1]), None)
             chunk = batch.table
             if newest_first:
                 chunk = chunk.take(pa.array(np.arange(chunk.num_rows - 1, -1, -1)))
         if chunk is None or chunk.num_rows == 0:
             return
         self._rows_seen += chunk.num_rows
-        if newest_first is False and self._spill is None:
-            writer.write(self._complete(chunk))  # oldest first: straight into the final files
+        if newest_first is False and lane.number == 0:
+            writer.write(self._complete(chunk))  # oldest first, the run's first lane: straight into the final files
             return
         if self._spill is None:
             # Arrow IPC with LZ4: ten times cheaper to write and read back than Parquet, still compact.
@@ -545,8 +660,10 @@ class Extraction:
         record_batch = chunk.combine_chunks().to_batches()[0]
         with self.clock("spill"):
             self._spill.write_batch(record_batch)
+        lane.spilled.append(self._spilled)
+        self._spilled += 1
 
-    def _sorted_chunk(self, batch: LedgerBatch, newest_first: bool, final: bool) -> pa.Table | None:
+    def _sorted_chunk(self, lane: _Lane, batch: LedgerBatch, newest_first: bool, final: bool) -> pa.Table | None:
         """The batch's rows sorted by (time, id), minus the held-back group of the batch's last time."""
         us, tie = batch.occurred_us, batch.tie
         assert tie is not None
@@ -555,9 +672,9 @@ class Extraction:
             edge = us.min() if newest_first else us.max()
             hold = us == edge
             if hold.all():
-                self._carry = batch
+                lane.carry = batch
                 return None
-            self._carry = self._take(batch, np.flatnonzero(hold))
+            lane.carry = self._take(batch, np.flatnonzero(hold))
             keep = ~hold
         rows = np.flatnonzero(keep)
         order = rows[np.lexsort((tie[rows], us[rows]))]
@@ -565,10 +682,10 @@ class Extraction:
         last = (int(us[order[-1]]), int(tie[order[-1]]))
         # Chunks come in the venue's listing order: each must lie wholly after (oldest first) or wholly
         # before (newest first) every row already taken.
-        bound = self._bound
+        bound = lane.bound
         if bound is not None and (last >= bound if newest_first else first <= bound):
             self._order_error(batch.table.column("entry_id")[int(order[-1] if newest_first else order[0])].as_py())
-        self._bound = first if newest_first else last
+        lane.bound = first if newest_first else last
         return batch.table.take(pa.array(order))
 
     def _order_error(self, entry: Any) -> None:
@@ -618,15 +735,15 @@ class Extraction:
             }
         )
 
-    def _unspill(self, path: str, writer: BackgroundWriter, reverse: bool) -> None:
-        """Spilled chunks into the final files in chronological order. Each chunk is already in time order;
-        newest-first venues listed the chunks newest first, so they are read back last to first. Memory
-        holds one chunk whatever the interval's size."""
-        with pa.OSFile(path, "rb") as source:
+    def _unspill(self, lanes: list[_Lane], writer: BackgroundWriter) -> None:
+        """Spilled chunks into the final files in chronological order: lane after lane, and within a lane
+        last chunk first for newest-first venues (each chunk is already in time order). Memory holds one
+        chunk whatever the interval's size."""
+        with pa.OSFile(self._spill_path, "rb") as source:
             spilled = pa.ipc.open_file(source)
-            count = spilled.num_record_batches
-            for i in range(count - 1, -1, -1) if reverse else range(count):
-                writer.write(self._complete(pa.Table.from_batches([spilled.get_batch(i)])))
+            for lane in lanes:
+                for i in reversed(lane.spilled) if self._direction is not False else lane.spilled:
+                    writer.write(self._complete(pa.Table.from_batches([spilled.get_batch(i)])))
 
     # Bad records ---------------------------------------------------------------------------------
 

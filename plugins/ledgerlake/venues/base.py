@@ -326,6 +326,8 @@ class Venue:
     newest_first: ClassVar[bool | None] = False
     dedup_by_entry_id: ClassVar[bool] = False  # Pacifica: offsets shift while paging
     max_window: ClassVar[timedelta | None] = None
+    # Requests filter by time at both ends, so the engine may fetch parts of a window at once (fetch_lanes).
+    time_filtered: ClassVar[bool] = False
     retention: ClassVar[timedelta | None] = None
     retention_text: ClassVar[str] = ""
     default_page_size: ClassVar[int] = 100

@@ -40,6 +40,7 @@ def signature(secret_b64: str, timestamp: str, method: str, request_path: str, b
 
 class Coinbase(Venue):
     name = "coinbase"
+    time_filtered = True
     newest_first = True
     rate_limit = RateLimit(15, 1, scope="key")  # private endpoints: 15 requests/s per profile (bursts to 30)
     entry_types: ClassVar[dict[str, str]] = ENTRY_TYPES

@@ -67,6 +67,7 @@ def signature(secret: str, text: str) -> str:
 
 class ExchangeHubX(Venue):
     name = "exchangehubx"
+    time_filtered = True
     newest_first = None  # UNVERIFIED: the document does not say; the engine finds the order from the data
     # UNVERIFIED: no published limit. 10 requests/s per key is a guess on the safe side; override per connection.
     rate_limit = RateLimit(10, 1, scope="key")

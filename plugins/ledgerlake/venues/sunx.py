@@ -70,6 +70,7 @@ def signature(secret: str, payload: str) -> str:
 
 class SunX(Venue):
     name = "sunx"
+    time_filtered = True
     rate_limit = RateLimit(72, 3, scope="key")  # read interface: 72 requests per 3 s per UID
     # At most 48 h per query. The bounds' inclusivity is not stated, so each query starts 1 ms early and
     # the span stays strictly under 48 h; the engine keeps exactly [start, end) of each window.
