@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
+from urllib.parse import urlencode as _urlencode
 
 import orjson
 
@@ -134,6 +135,19 @@ def details_json(obj: dict[str, Any]) -> str:
     return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def urlencode(params: dict[str, str] | list[tuple[str, str]]) -> str:
+    """urllib.parse.urlencode's text, without its per-character quoting when nothing needs quoting (ids,
+    numbers, cursors): a page's query was a tenth of the fetcher's CPU."""
+    items = params.items() if isinstance(params, dict) else params
+    pairs = [(str(k), str(v)) for k, v in items]
+    if all(_UNRESERVED.fullmatch(k) and _UNRESERVED.fullmatch(v) for k, v in pairs):
+        return "&".join(f"{k}={v}" for k, v in pairs)
+    return _urlencode(pairs)
+
+
 _NUMBER = rb"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 _NUMBER_AT_START = re.compile(rb"\s*(" + _NUMBER + rb")")
 
@@ -156,9 +170,15 @@ class BareDecimals:
         self.keys = [(k, f'"{k}"'.encode(), f'"{k}":'.encode()) for k in keys]
         names = b"|".join(re.escape(k.encode()) for k in keys)
         self.quote_all = re.compile(rb'("(?:' + names + rb')"\s*:\s*)(' + _NUMBER + b")")
+        # One of the keys followed by a number, anywhere in the body. JSON escapes quotes inside strings, so
+        # this finds every bare value of these keys; a body without one (venues that quote their decimals, as
+        # they usually do) is left as parsed after one scan in C instead of a look at every record (70 µs a page).
+        self.any_bare = re.compile(rb'"(?:' + names + rb')"\s*:\s*-?[0-9]')
 
     def fix(self, body: bytes, payload: Any, records: list[Any]) -> Any:
         """The payload with exact decimal texts (the same object, or a new parse of the quoted body)."""
+        if self.any_bare.search(body) is None:
+            return payload
         for key, quoted, key_colon in self.keys:
             try:
                 values = [r.get(key) for r in records]

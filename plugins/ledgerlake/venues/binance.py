@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
-from urllib.parse import urlencode
 
 from ledgerlake.interval import Interval, to_ms
-from ledgerlake.venues.base import OK, RateLimit, Reply, Request, SignedRequest, Venue, Window, details_json
+from ledgerlake.venues.base import OK, RateLimit, Reply, Request, SignedRequest, Venue, Window, details_json, urlencode
 
 PATH = "/sapi/v1/accountSnapshot"
 SNAPSHOT_TYPES = ("SPOT", "MARGIN", "FUTURES")

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from ledgerlake.config import ConfigError
 from ledgerlake.venues.base import (
@@ -20,6 +20,7 @@ from ledgerlake.venues.base import (
     SignedRequest,
     Venue,
     Window,
+    urlencode,
 )
 
 ENTRY_TYPES = {"transfer": "transfer", "match": "trade", "fee": "fee", "rebate": "rebate", "conversion": "trade"}

@@ -6,7 +6,6 @@ import hashlib
 import hmac
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import urlencode
 
 from ledgerlake.interval import to_ms
 from ledgerlake.venues.base import (
@@ -19,6 +18,7 @@ from ledgerlake.venues.base import (
     SignedRequest,
     Venue,
     Window,
+    urlencode,
 )
 
 PATH = "/fapi/v1/account/logs"

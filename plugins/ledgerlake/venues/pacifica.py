@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import urlencode
 
 from ledgerlake.venues.base import (
     OK,
@@ -18,6 +17,7 @@ from ledgerlake.venues.base import (
     SignedRequest,
     Venue,
     Window,
+    urlencode,
 )
 
 PATH = "/api/v1/account/balance/history"

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -21,6 +21,7 @@ from ledgerlake.venues.base import (
     SignedRequest,
     Venue,
     Window,
+    urlencode,
 )
 
 PATH = "/sapi/v1/account/bill_record"
