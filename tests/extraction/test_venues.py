@@ -332,8 +332,8 @@ def test_paginators_keep_the_request_cost() -> None:
 
 
 def test_bare_decimals_read_as_their_exact_text_whatever_the_page_looks_like() -> None:
-    """The fast path (pieces of the body in record order) and the fallback (quote the body, parse again) give
-    the text the venue sent, never a float; records without a bare number are left as they are."""
+    """The fast path (the numbers after the key in the body, in record order) and the fallback (quote the body,
+    parse again) give the text the venue sent, never a float; records without a bare number are left as they are."""
     import random
     import re
 
