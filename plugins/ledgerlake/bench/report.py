@@ -13,7 +13,11 @@ TARGET_ALLOWANCE_PCT = 90.0
 # Published stage -> (label, the engine's stages it sums: engine.stages.STAGES). Each engine stage runs on one
 # thread, so a stage's rows/s is what that thread achieved while it did that work.
 STAGES = (
-    ("fetch+parse", "fetch+parse (sign, HTTP, JSON, paging; fetcher thread)", ("rate_limit_wait", "request", "parse")),
+    (
+        "fetch+parse",
+        "fetch+parse (sign, HTTP, JSON, paging; per fetcher thread)",
+        ("rate_limit_wait", "request", "parse"),
+    ),
     ("normalize", "normalize (columns, casts, details, order, entry_seq)", ("normalize", "spill")),
     ("write Parquet to S3", "write Parquet to S3 (Parquet thread, upload wait)", ("write_parquet", "upload_wait")),
     ("raw archive", "raw archive (pages to S3)", ("raw_archive",)),
@@ -152,8 +156,10 @@ def throughput_md(t: dict[str, Any]) -> str:
         "",
         "How measured: one process runs the pipeline; the sandbox and the S3 server (moto) run in their own. "
         "Stage rows/s = rows / wall seconds of that stage on its own thread, as the engine reports them for every "
-        "run (engine.stages: exclusive times; fetching runs on a fetcher thread ahead of the thread that builds "
-        "rows, Parquet encoding on its own thread, so the stages overlap and extract is less than their sum; S3 "
+        "run (engine.stages: exclusive times; fetching runs on fetcher threads ahead of the thread that builds "
+        "rows, two at once for the venues that filter by time (exchangehubx, coinbase, sunx: lanes), whose seconds "
+        "are summed, so fetch+parse is per fetcher thread; Parquet encoding runs on its own thread, so the stages "
+        "overlap and extract is less than their sum; S3 "
         "uploads run on upload threads and count only where the run waits for them). Before each venue, the "
         "sandbox prepares the day (generates and serialises it), so its generation is not in any figure. "
         "validate = `validate_partition()` wall time; loads = `load_partition()`'s "
