@@ -1,8 +1,11 @@
 -- ledgerlake warehouse tables. Shared by DuckDB and PostgreSQL (both read this dialect unchanged).
 -- Columns mirror the Arrow schemas in plugins/ledgerlake/schema.py and the contract in
--- include/contracts/unified-row.md; primary keys are schema.DATASETS' keys. Amounts are exact
--- NUMERIC(38,18); times are TIMESTAMPTZ and every view reads them in UTC.
--- Statements are separated by a semicolon at the end of a line.
+-- include/contracts/unified-row.md. Amounts are exact NUMERIC(38,18); times are TIMESTAMPTZ and every
+-- view reads them in UTC. Statements are separated by a semicolon at the end of a line.
+--
+-- The three data tables hold each of their schema.DATASETS keys once. PostgreSQL enforces that with primary
+-- keys (postgres/keys.sql); DuckDB's load checks it inside the load's transaction instead, as DuckDB's
+-- primary-key index doubled the CPU of a 1M-row load and the size of the file.
 
 CREATE TABLE IF NOT EXISTS ledger_entries (
     venue            TEXT           NOT NULL,
@@ -20,8 +23,7 @@ CREATE TABLE IF NOT EXISTS ledger_entries (
     instrument       TEXT,
     details          TEXT           NOT NULL,
     raw_uri          TEXT           NOT NULL,
-    ingested_at      TIMESTAMPTZ    NOT NULL,
-    PRIMARY KEY (venue, account, entry_id)
+    ingested_at      TIMESTAMPTZ    NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS balance_snapshots (
@@ -40,8 +42,7 @@ CREATE TABLE IF NOT EXISTS balance_snapshots (
     total          NUMERIC(38,18) NOT NULL,
     details        TEXT           NOT NULL,
     raw_uri        TEXT           NOT NULL,
-    ingested_at    TIMESTAMPTZ    NOT NULL,
-    PRIMARY KEY (venue, account, snapshot_type, snapshot_at, asset)
+    ingested_at    TIMESTAMPTZ    NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS position_snapshots (
@@ -54,8 +55,7 @@ CREATE TABLE IF NOT EXISTS position_snapshots (
     mark_price        NUMERIC(38,18),
     unrealized_profit NUMERIC(38,18),
     raw_uri           TEXT           NOT NULL,
-    ingested_at       TIMESTAMPTZ    NOT NULL,
-    PRIMARY KEY (venue, account, snapshot_at, symbol)
+    ingested_at       TIMESTAMPTZ    NOT NULL
 );
 
 -- One row per (venue, account, interval) loaded: which manifest (by sha256) the tables now hold for it.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -105,7 +105,8 @@ class _Partition:
 
     manifest: Manifest
     manifest_sha256: str
-    files: list[tuple[Table, str, int, pa.Table]] = field(default_factory=list)  # table, key, rows, parsed
+    # table, key, rows the manifest lists, the file as the backend's _prepare_file keeps it
+    files: list[tuple[Table, str, int, Any]] = field(default_factory=list)
 
 
 class Warehouse(ABC):
@@ -135,11 +136,18 @@ class Warehouse(ABC):
     def _insert_arrow(self, table: Table, rows: pa.Table) -> None:
         """Bulk-insert rows (already in the table's Arrow schema) inside the open transaction."""
 
+    def _prepare_file(self, data: bytes) -> Any:
+        """One fetched lake file (sha256 already checked) as this backend's _replace_rows takes it. Runs in the
+        fetch threads, before the transaction. This default decodes it to Arrow (the decoding releases the GIL)."""
+        return pq.read_table(pa.BufferReader(data))
+
     def _replace_rows(
-        self, table: Table, venue: str, account: str, interval: Interval, batches: Iterable[pa.Table]
+        self, table: Table, venue: str, account: str, interval: Interval, files: Sequence[tuple[str, int, Any]]
     ) -> tuple[int, int]:
-        """Inside the load's transaction: make the table's rows of (venue, account, interval) exactly `batches`.
-        Returns (rows replaced, rows written). This default deletes the range, then bulk-inserts."""
+        """Inside the load's transaction: make the table's rows of (venue, account, interval) exactly those of
+        `files` ((key, rows its manifest lists, what _prepare_file made of it)). Returns (rows replaced, rows
+        written). This default deletes the range, then bulk-inserts each file's conformed rows; the table's
+        primary key refuses a key given twice or loaded under another interval."""
         deleted = self._execute(
             self._sql(
                 f"DELETE FROM {table.name} WHERE venue = ? AND account = ? "
@@ -148,7 +156,8 @@ class Warehouse(ABC):
             [venue, account, interval.start, interval.end],
         )
         written = 0
-        for rows in batches:
+        for key, expected_rows, parsed in files:
+            rows = self._conform(table, key, parsed, expected_rows, venue, account, interval)
             self._insert_arrow(table, rows)
             written += rows.num_rows
         return deleted, written
@@ -159,6 +168,11 @@ class Warehouse(ABC):
 
     def _schema_locked(self) -> None:
         """Serialise schema set-up across processes (a no-op where the engine already does)."""
+        return None
+
+    def _upgrade_tables(self, scripts: SchemaScripts) -> None:
+        """Inside the schema set-up's transaction, before the tables are created: bring tables an earlier
+        version created to what `scripts` define (a no-op where nothing changed)."""
         return None
 
     @abstractmethod
@@ -180,6 +194,7 @@ class Warehouse(ABC):
         scripts = scripts or schema_scripts(self.settings.kind)
         with self._transaction():
             self._schema_locked()
+            self._upgrade_tables(scripts)
             for statement in scripts.tables:
                 self._execute(statement)
             current = self._query("SELECT sha256 FROM ledgerlake_schema WHERE name = 'views'").to_pylist()
@@ -257,13 +272,9 @@ class Warehouse(ABC):
             with self._transaction():
                 self._lock_partition(venue, account)
                 for table in TABLES:
-                    batches = (
-                        self._conform(table, key, rows, expected_rows, venue, account, interval)
-                        for t, key, expected_rows, rows in partition.files
-                        if t is table
-                    )
+                    files = [(key, rows, kept) for t, key, rows, kept in partition.files if t is table]
                     deleted[table.name], inserted[table.name] = self._replace_rows(
-                        table, venue, account, interval, batches
+                        table, venue, account, interval, files
                     )
                 self._execute(
                     self._sql(
@@ -349,7 +360,7 @@ class Warehouse(ABC):
             partition = _Partition(manifest=manifest, manifest_sha256=manifest_sha)
             wanted = [(table, f) for table in TABLES for f in manifest.files_of(table.dataset)]
 
-            def fetch(item: tuple[Table, ManifestFile]) -> tuple[Table, str, int, pa.Table]:
+            def fetch(item: tuple[Table, ManifestFile]) -> tuple[Table, str, int, Any]:
                 table, f = item
                 data = lake.get_bytes(f.key)
                 if sha256_hex(data) != f.sha256:
@@ -358,13 +369,15 @@ class Warehouse(ABC):
                         f"(sha256 differs)"
                     )
                 try:
-                    return table, f.key, f.rows, pq.read_table(pa.BufferReader(data))
+                    return table, f.key, f.rows, self._prepare_file(data)
+                except WarehouseError as exc:
+                    raise WarehouseError(f"loading {where}, file {f.key}: {exc}") from None
                 except Exception as exc:
                     raise WarehouseError(
                         f"loading {where}, file {f.key}: not readable Parquet: {_one_line(exc)}"
                     ) from None
 
-            # A day's files are fetched, checked and parsed side by side: S3 waits, sha256 and Parquet
+            # A day's files are fetched, checked and prepared side by side: S3 waits, sha256 and Parquet
             # decoding release the GIL. In manifest order, so the first bad file is the one named.
             with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(wanted) or 1)) as pool:
                 partition.files.extend(pool.map(fetch, wanted))

@@ -1,10 +1,11 @@
 """Load rates of the warehouse backends: `python -m ledgerlake.warehouse.bench [--rows N]`.
 
-Measures, for 1M ledger rows by default, into tables with their primary keys:
+Measures, for 1M ledger rows by default, into the warehouse's tables (PostgreSQL's with their primary keys;
+DuckDB's have none, its loads check the keys):
 - insert: Arrow table -> warehouse table inside one transaction (DuckDB: Arrow registration + INSERT SELECT;
-  PostgreSQL: Arrow -> CSV -> COPY), the step a load spends most of its time in;
+  PostgreSQL: Arrow -> CSV -> COPY);
 - load_partition: the whole load from a lake on a local S3 server (moto), i.e. manifest and validation
-  checks, download, sha256, Parquet decode, delete, insert, bookkeeping;
+  checks, download, sha256, Parquet decode, delete, insert, key checks, bookkeeping;
 - PostgreSQL only, on a sample: binary COPY fed with Python row tuples, the alternative to Arrow -> CSV.
 Prints one JSON object per measurement. The bench harness (ledgerlake.bench) may call `measure()`.
 """
