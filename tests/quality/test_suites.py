@@ -83,13 +83,34 @@ def test_an_empty_partition_passes(lake: Lake, docs_dir: Path) -> None:
 
 
 def test_value_columns_are_the_columns_expectations_read() -> None:
-    """Columns outside value_columns reach GX dictionary-encoded (only their presence is checked), so the set
-    must name every column an expectation reads, and give up (None) when a row_condition could read any."""
+    """Columns outside compared_columns reach GX as positional dictionaries (only their nulls or presence are
+    checked), so value_columns must name every column an expectation reads, compared_columns every column read
+    beyond null-ness, and both give up (None) when a row_condition could read any."""
     spec = load_suite("ledger", "exchangehubx")
-    columns = spec.value_columns
-    assert columns is not None
-    assert {"venue", "account", "entry_id", "entry_seq", "occurred_at", "entry_type", "venue_entry_type"} <= columns
-    assert set(spec.invariant_columns) <= columns
+    columns, compared = spec.value_columns, spec.compared_columns
+    assert columns is not None and compared is not None
+    assert {"venue", "account", "entry_id", "entry_seq", "occurred_at", "entry_type", "venue_entry_type"} <= compared
+    assert set(spec.invariant_columns) <= compared
+    assert {"amount", "balance_before", "balance_after"} <= columns - compared  # not-null only
     assert not {"details", "raw_uri", "reference_id", "instrument", "ingested_at"} & columns
     conditioned = dict(spec.expectations[1], kwargs={**spec.expectations[1]["kwargs"], "row_condition": "x"})
     assert replace(spec, expectations=(*spec.expectations, conditioned)).value_columns is None
+    assert replace(spec, expectations=(*spec.expectations, conditioned)).compared_columns is None
+    ranged = {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "min_value": 0}}
+    assert "amount" in (replace(spec, expectations=(*spec.expectations, ranged)).compared_columns or ())
+
+
+def test_typed_columns_keep_their_type_for_great_expectations() -> None:
+    """Text columns outside typed_columns may reach GX dictionary-encoded (as pandas Categoricals), which only
+    expectations comparing values for equality or null-ness see through: every column a type, range or order
+    check reads must be typed, and an equality-only column must not be."""
+    spec = load_suite("ledger", "exchangehubx")
+    typed = spec.typed_columns
+    assert typed is not None
+    assert {"entry_id", "entry_seq", "occurred_at"} <= typed  # be_of_type, be_between
+    assert not {"venue", "account", "asset", "entry_type", "venue_entry_type"} & typed  # not-null, in-set, unique
+    assert not set(spec.invariant_columns) & typed
+    ranged = {"type": "expect_column_value_lengths_to_be_between", "kwargs": {"column": "asset", "min_value": 1}}
+    assert "asset" in (replace(spec, expectations=(*spec.expectations, ranged)).typed_columns or ())
+    conditioned = dict(spec.expectations[1], kwargs={**spec.expectations[1]["kwargs"], "row_condition": "x"})
+    assert replace(spec, expectations=(*spec.expectations, conditioned)).typed_columns is None

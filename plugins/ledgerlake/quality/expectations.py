@@ -1,10 +1,11 @@
 """Runs a suite with Great Expectations 1.x and builds its Data Docs in a local folder.
 
 The GX project is a file context in `<docs_dir>/.gx`; its one Data Docs site ("ledgerlake") is `<docs_dir>`
-itself, so `<docs_dir>/index.html` is the local Data Docs. Great Expectations is imported here lazily (it costs
-several seconds), and one context per folder is kept for the life of the process. A file lock serializes GX
-work between processes sharing the folder (parallel mapped tasks on one worker), since GX rewrites its
-config and the index page without locking.
+itself, so `<docs_dir>/index.html` is the local Data Docs; the site's store and views are those of
+ledgerlake.quality.data_docs (templates compiled once per process, written files recorded). Great Expectations
+is imported here lazily (it costs several seconds), and one context per folder is kept for the life of the
+process. A file lock serializes GX work between processes sharing the folder (parallel mapped tasks on one
+worker), since GX rewrites its config and the index page without locking.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from urllib.parse import unquote, urlparse
 from ledgerlake.quality.suites import SuiteSpec
 
 SITE_NAME = "ledgerlake"
+DATA_DOCS_MODULE = "ledgerlake.quality.data_docs"  # the site's store and views
 DATASOURCE_NAME = "ledgerlake"
 BATCH_DEFINITION_NAME = "partition"
 # Pages of the most recent validation results the index lists; bounds the index build as history grows.
@@ -80,18 +82,13 @@ def _context(docs_dir: Path) -> Any:
     gx = _import_gx()
     context = gx.get_context(mode="file", project_root_dir=str(docs_dir / ".gx"))
     sites = dict(context.config.data_docs_sites or {})
-    site_config = {
-        "class_name": "SiteBuilder",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "validation_results_limit": INDEX_LIMIT},
-    }
     for name in list(sites):
         if name != SITE_NAME:
             context.delete_data_docs_site(name)  # the default local_site would build a second copy
     if SITE_NAME not in sites:
-        context.add_data_docs_site(SITE_NAME, site_config)
-    elif sites[SITE_NAME].get("store_backend", {}).get("base_directory") != str(docs_dir):
-        context.update_data_docs_site(SITE_NAME, site_config)
+        context.add_data_docs_site(SITE_NAME, _site_config(docs_dir))
+    elif sites[SITE_NAME] != _site_config(docs_dir):
+        context.update_data_docs_site(SITE_NAME, _site_config(docs_dir))
     bars = context.variables.progress_bars  # a ProgressBarsConfig, or a dict once read back from the YAML
     flags = bars if isinstance(bars, dict) else vars(bars) if bars is not None else {}
     if flags.get("globally") is not False or flags.get("metric_calculations") is not False:
@@ -102,6 +99,26 @@ def _context(docs_dir: Path) -> Any:
         context.variables.save()
     _contexts[docs_dir] = context
     return context
+
+
+def _site_config(docs_dir: Path) -> dict[str, Any]:
+    page_view = {"module_name": DATA_DOCS_MODULE, "class_name": "PageView"}
+    return {
+        "class_name": "SiteBuilder",
+        "store_backend": {
+            "module_name": DATA_DOCS_MODULE,
+            "class_name": "StoreBackend",
+            "base_directory": str(docs_dir),
+        },
+        "site_index_builder": {
+            "class_name": "DefaultSiteIndexBuilder",
+            "validation_results_limit": INDEX_LIMIT,
+            "view": {"module_name": DATA_DOCS_MODULE, "class_name": "IndexPageView"},
+        },
+        "site_section_builders": {
+            section: {"view": page_view} for section in ("expectations", "validations", "profiling")
+        },
+    }
 
 
 def _batch_definition(context: Any, dataset: str) -> Any:
@@ -143,25 +160,14 @@ def build_gx_suite(spec: SuiteSpec) -> Any:
     return gx.ExpectationSuite(name=spec.gx_name, expectations=expectations, meta={"source": spec.path.name})
 
 
-def _site_files(docs_dir: Path) -> dict[Path, int]:
-    found: dict[Path, int] = {}
-    for root, dirs, files in os.walk(docs_dir):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            if not name.startswith("."):
-                path = Path(root, name)
-                found[path] = path.stat().st_mtime_ns
-    return found
-
-
 def _add_checkpoint(context: Any, spec: SuiteSpec) -> Any:
     """Store the suite, its validation definition and its checkpoint (unchanged ones are left as they are)."""
     gx = _import_gx()
     from great_expectations.checkpoint import UpdateDataDocsAction
 
-    suite = context.suites.add_or_update(build_gx_suite(spec))
-    definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=spec.gx_name, data=_batch_definition(context, spec.dataset), suite=suite)
+    # The checkpoint's add_or_update stores its validation definition and suite as well (once each).
+    definition = gx.ValidationDefinition(
+        name=spec.gx_name, data=_batch_definition(context, spec.dataset), suite=build_gx_suite(spec)
     )
     return context.checkpoints.add_or_update(
         gx.Checkpoint(
@@ -188,8 +194,10 @@ def run_suite(
         from great_expectations.core.run_identifier import RunIdentifier
         from great_expectations.exceptions.resource_freshness import ResourceFreshnessAggregateError
 
+        from ledgerlake.quality import data_docs
+
         context = _context(docs_dir)
-        before = _site_files(docs_dir)
+        data_docs.written.clear()
         key = (docs_dir.resolve(), spec.gx_name)
         as_given = json.dumps([spec.path.name, spec.expectations], sort_keys=True, default=str)
         cached = _checkpoints.get(key)
@@ -216,8 +224,7 @@ def run_suite(
             url = site.get("site_url")
             if url and url.startswith("file://"):
                 page = Path(unquote(urlparse(url).path))
-        after = _site_files(docs_dir)
-        changed = sorted(p for p, mtime in after.items() if before.get(p) != mtime)
+        changed = sorted(set(data_docs.written))
 
     results = []
     for r in validation.results:

@@ -22,10 +22,12 @@ from ledgerlake.schema import BALANCE_SNAPSHOT_SCHEMA, DECIMAL
 # (37,18) first keeps sums in decimal128 (fast); a value of 10^19 or more falls back to decimal256.
 _NARROW = pa.decimal128(37, 18)
 _WIDE = pa.decimal256(60, 18)
+_NARROW_MAX = Decimal(10) ** (_NARROW.precision - _NARROW.scale) - Decimal(10) ** -_NARROW.scale
 
-# The columns each dataset's invariants read (the gate keeps them in the contract's types).
-INPUT_COLUMNS = {
-    "ledger": ("entry_seq", "asset", "amount", "balance_before", "balance_after"),
+# The columns each dataset's invariants need in the contract's types (the gate never reads them dictionary-encoded).
+# The ledger's asset may come dictionary-encoded: rows are grouped by its codes, with no hashing of every row.
+PLAIN_COLUMNS = {
+    "ledger": ("entry_seq", "amount", "balance_before", "balance_after"),
     "snapshots/balances": ("snapshot_type", *(f.name for f in BALANCE_SNAPSHOT_SCHEMA if f.type == DECIMAL)),
     "snapshots/positions": ("symbol", "entry_price", "mark_price"),
 }
@@ -47,13 +49,32 @@ class InvariantResult:
 
 def _working_decimals(*columns: pa.ChunkedArray | pa.Array, wide: bool = False) -> list[pa.Array]:
     """The columns in one decimal type whose single sums stay exact (wide: any chain of sums; slower)."""
-    arrays = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns]
+    arrays = [_one_array(c) for c in columns]
     if not wide:
-        try:
-            return [a.cast(_NARROW) for a in arrays]
-        except pa.ArrowInvalid:
-            pass
+        narrow = [_narrowed(a) for a in arrays]
+        if all(a is not None for a in narrow):
+            return narrow  # type: ignore[return-value]
     return [a.cast(_WIDE) for a in arrays]
+
+
+def _one_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if isinstance(column, pa.Array):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+def _narrowed(values: pa.Array) -> pa.Array | None:
+    """The values as _NARROW, or None when one does not fit (10^19 or more)."""
+    t = values.type
+    if not (pa.types.is_decimal128(t) and t.scale == _NARROW.scale):
+        try:
+            return values.cast(_NARROW)
+        except pa.ArrowInvalid:
+            return None
+    low, high = pc.min_max(values).values()
+    if low.is_valid and max(-low.as_py(), high.as_py()) > _NARROW_MAX:
+        return None
+    return values.view(_NARROW)  # same scale and bytes: a decimal128 is 16 bytes whatever its precision
 
 
 def _null_bools(n: int) -> pa.Array:
@@ -62,12 +83,22 @@ def _null_bools(n: int) -> pa.Array:
 
 def _previous_of_same_asset(asset: pa.Array) -> np.ndarray:
     """For each row (in the venue's order), the index of the previous row with the same asset, or -1."""
-    codes = np.asarray(pc.dictionary_encode(asset).indices)
+    if pa.types.is_dictionary(asset.type):  # one code per value, even where the dictionary repeats a value
+        unique = pc.dictionary_encode(asset.dictionary)
+        indices, groups = unique.indices.take(asset.indices), len(unique.dictionary)
+    else:
+        encoded = pc.dictionary_encode(asset)
+        indices, groups = encoded.indices, len(encoded.dictionary)
+    # Rows without an asset share the code `groups` (they are unlinked below); 16-bit codes sort by radix.
+    filled = indices.fill_null(groups) if indices.null_count else indices
+    codes = np.asarray(filled).astype(np.int16 if groups < 2**15 else np.int64)
     order = np.argsort(codes, kind="stable")  # rows grouped by asset, each group still in the venue's order
-    previous = np.full(len(codes), -1, dtype=np.int64)
+    previous = np.full(len(codes), -1, dtype=np.int32)
     if len(order) > 1:
         same = codes[order[1:]] == codes[order[:-1]]
         previous[order[1:]] = np.where(same, order[:-1], -1)
+    if indices.null_count:
+        previous[np.asarray(indices.is_null())] = -1
     return previous
 
 
@@ -81,7 +112,8 @@ def ledger_invariants(
 
     previous_closing: closing balance per asset of the previous interval, or None when it is unknown.
     """
-    seq = np.asarray(table["entry_seq"].fill_null(-1))
+    seq_column = _one_array(table["entry_seq"])
+    seq = np.asarray(seq_column.fill_null(-1) if seq_column.null_count else seq_column)
     if len(seq) > 1 and not bool(np.all(seq[1:] >= seq[:-1])):
         table = table.take(pc.sort_indices(table["entry_seq"]))  # extraction writes in order; this is rare
     result = InvariantResult(table=table)
@@ -89,7 +121,7 @@ def ledger_invariants(
     if not wanted:
         return result
     amount, before, after = _working_decimals(table["amount"], table["balance_before"], table["balance_after"])
-    asset = table["asset"].combine_chunks()
+    asset = _one_array(table["asset"])
     previous_row = _previous_of_same_asset(asset)
     first = previous_row < 0
     take_previous = pa.array(previous_row, mask=first)
@@ -117,9 +149,11 @@ def ledger_invariants(
         )
 
     if "invariant_previous_closing" in wanted:
-        first_mask = pa.array(first)
+        # Only an asset's first row continues the previous interval: computed on those rows, spread to all.
+        first_rows = np.flatnonzero(first)
+        first_assets = asset.take(first_rows).to_pylist()
         # a row without an asset fails the not-null expectation; here it is only left out
-        assets_here = sorted({a for a in asset.filter(first_mask).to_pylist() if a is not None}) if n else []
+        assets_here = sorted({a for a in first_assets if a is not None})
         if previous_closing is None:
             result.notes.append(
                 "continuity with the previous interval not checked: no previous closing balances were given"
@@ -133,23 +167,24 @@ def ledger_invariants(
                         f"continuity with the previous interval skipped for asset {a}: "
                         "no earlier closing balance in the warehouse"
                     )
-        known = pa.array(sorted(closing_by_asset), pa.string())
-        starts = pc.and_(first_mask, pc.is_in(asset, value_set=known))
-        start_values = [closing_by_asset[a] for a in asset.filter(starts).to_pylist()]
-        closing = (
-            pc.replace_with_mask(pa.nulls(n, DECIMAL), starts, pa.array(start_values, DECIMAL))
-            if start_values
-            else pa.nulls(n, DECIMAL)
-        ).cast(amount.type)
-        expected = pc.add(closing, amount)
+        starts = [(row, a) for row, a in zip(first_rows, first_assets, strict=True) if a in closing_by_asset]
+        rows = pa.array([row for row, _ in starts], pa.int64())
+        closing = pa.array([closing_by_asset[a] for _, a in starts], DECIMAL).cast(amount.type)
+        expected = pc.add(closing, amount.take(rows))
         ok = pc.and_kleene(
-            pc.equal(expected, after),
-            pc.if_else(pc.is_null(before), True, pc.equal(before, closing)),
+            pc.equal(expected, after.take(rows)),
+            pc.if_else(pc.is_null(before.take(rows)), True, pc.equal(before.take(rows), closing)),
         )
+        spread = np.full(n, -1, dtype=np.int32)  # row -> its place among `rows`; null for every other row
+        spread[rows.to_numpy()] = np.arange(len(rows))
+        to_rows = pa.array(spread, mask=spread < 0)
         result.invariants["invariant_previous_closing"] = Invariant(
             "invariant_previous_closing",
-            pc.if_else(pc.is_null(closing), _null_bools(n), ok),
-            {"previous_closing": closing, "expected_balance_after": expected},
+            ok.take(to_rows),
+            {  # dictionary-encoded: a few values, not a million decimals that are nearly all null
+                "previous_closing": pa.DictionaryArray.from_arrays(to_rows, closing),
+                "expected_balance_after": pa.DictionaryArray.from_arrays(to_rows, expected),
+            },
         )
     return result
 

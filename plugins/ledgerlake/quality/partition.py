@@ -43,7 +43,7 @@ from ledgerlake.lake import (
 )
 from ledgerlake.quality.expectations import ExpectationRun, ExpectationRunError, run_suite
 from ledgerlake.quality.invariants import (
-    INPUT_COLUMNS,
+    PLAIN_COLUMNS,
     InvariantResult,
     balance_snapshot_invariants,
     ledger_invariants,
@@ -57,6 +57,7 @@ DATA_DOCS_BASE_URL_ENV = "LEDGERLAKE_DATA_DOCS_BASE_URL"
 DATA_DOCS_PREFIX = "data_docs/"
 OFFENDING_ROWS = 5  # offending rows kept per failed check
 REPORT_ROWS = 3  # offending rows shown per failed check in the short summary
+PUBLISH_UPLOADS = 4  # Data Docs uploads in flight
 
 PreviousClosing = Callable[[str, str, datetime], dict[str, Decimal]]
 
@@ -240,8 +241,8 @@ def _read_dataset(
 ) -> tuple[pa.Table | None, list[CheckResult]]:
     """The dataset's files as one table of the contract's types, and the file checks.
 
-    dictionary_columns: text columns no check reads the values of; those stored dictionary-encoded in every file
-    are read as dictionaries (exact, and neither decoded nor copied whole when GX filters the frame).
+    dictionary_columns: text columns no check reads other than for equality; those stored dictionary-encoded in
+    every file are read as dictionaries (exact; not decoded, and cheap to filter, compare and group).
     """
     contract = DATASETS[dataset][0]
     schema_problems: list[str] = []
@@ -321,18 +322,27 @@ def _read_files(
 # Great Expectations frame and results --------------------------------------------------------------------------
 
 
-def _one_dictionary(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """The column as one dictionary array (pandas would otherwise unify the chunks' dictionaries on each filter).
+def _unique_dictionary(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column as one dictionary array holding each value once: files and row groups bring their own
+    dictionaries, and a writer may repeat a value in one (a pandas Categorical needs each value once)."""
+    combined = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()  # unifies dictionaries
+    unique = pc.dictionary_encode(combined.dictionary)
+    if len(unique.dictionary) < len(combined.dictionary):
+        combined = pa.DictionaryArray.from_arrays(unique.indices.take(combined.indices), unique.dictionary)
+    return pa.chunked_array([combined], column.type)
 
-    A column read as dictionaries keeps its own dictionary; any other takes itself as the dictionary (index i is
-    row i): exact, built without hashing. Either way GX filtering the frame copies 4-byte indices, not values.
+
+def _positional_dictionary(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column as one dictionary array that takes the values themselves as the dictionary (index i is row i):
+    exact, built without hashing, and GX filtering the frame copies 4-byte indices, not values. The dictionary
+    may repeat values, so it stays Arrow-backed (a pandas Categorical needs each value once).
     """
-    if pa.types.is_dictionary(column.type):
-        combined = column.unify_dictionaries().combine_chunks() if column.num_chunks > 1 else column.chunk(0)
-        return pa.chunked_array([combined])
-    values = column.combine_chunks()  # one chunk per file: usually already one
-    mask = np.asarray(values.is_null()) if values.null_count else None
-    positions = pa.array(np.arange(len(values), dtype=np.int32), mask=mask)
+    values = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()  # one chunk per file
+    # The values' validity bitmap serves the indices as is (index i is null where value i is), offset included.
+    indices = pa.py_buffer(np.arange(-values.offset, len(values), dtype=np.int32))
+    positions = pa.Array.from_buffers(
+        pa.int32(), len(values), [values.buffers()[0], indices], values.null_count, values.offset
+    )
     return pa.chunked_array([pa.DictionaryArray.from_arrays(positions, values)])
 
 
@@ -340,28 +350,31 @@ def _numpy_backed(t: pa.DataType) -> bool:
     return bool(pa.types.is_timestamp(t) or pa.types.is_integer(t))
 
 
-def _frame(table: pa.Table, result: InvariantResult, value_columns: frozenset[str] | None) -> Any:
+def _frame(table: pa.Table, result: InvariantResult, compared_columns: frozenset[str] | None) -> Any:
     """The pandas frame GX validates: timestamps and integers as NumPy (GX vectorizes comparisons on those),
-    everything else Arrow-backed (no copy, no Python Decimal objects).
+    columns read as dictionaries (_read_files) as pandas Categoricals, everything else Arrow-backed (no copy, no
+    Python Decimal objects).
 
     GX copies the whole frame for each filter it applies (e.g. to the non-null rows of a column), so a column
-    whose values no expectation reads (value_columns; None: unknown) goes in as one dictionary array: the same
-    values, cheap to copy. Such columns only need to be present (expect_table_columns_to_match_set).
+    whose values no expectation compares (compared_columns; None: unknown) goes in as a positional dictionary:
+    the same values and nulls, cheap to copy. Such columns are only checked for nulls or presence.
+    Categoricals are cheap to copy too, and GX compares and hashes their codes instead of the text.
     """
     import pandas as pd
 
     for inv in result.invariants.values():
         table = table.append_column(inv.column, inv.values)
-    if value_columns is not None:
-        for i, f in enumerate(table.schema):
-            if f.name in value_columns or _numpy_backed(f.type) or table.num_rows == 0:
-                continue
-            table = table.set_column(i, f.name, _one_dictionary(table.column(i)))
-
-    def dtype(t: pa.DataType) -> Any:
-        return None if _numpy_backed(t) else pd.ArrowDtype(t)
-
-    return table.to_pandas(types_mapper=dtype)
+    columns: dict[str, Any] = {}
+    for f, column in zip(table.schema, table.columns, strict=True):
+        if _numpy_backed(f.type):
+            columns[f.name] = column.to_pandas()
+        elif pa.types.is_dictionary(f.type):
+            columns[f.name] = _unique_dictionary(column).to_pandas()
+        elif compared_columns is None or f.name in compared_columns or table.num_rows == 0:
+            columns[f.name] = pd.arrays.ArrowExtensionArray(column)
+        else:
+            columns[f.name] = pd.arrays.ArrowExtensionArray(_positional_dictionary(column))
+    return pd.DataFrame(columns, copy=False)
 
 
 def _text(value: Any) -> str | None:
@@ -397,12 +410,13 @@ def _value_mask(column: pa.ChunkedArray, values: list[Any]) -> pa.Array | None:
     """Rows whose value is one of GX's partial unexpected values (None: nulls)."""
     present = [v for v in values if not _missing(v)]
     mask = pc.is_null(column) if len(present) < len(values) else pa.array([False] * len(column))
+    value_type = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
     if present:
         try:
-            wanted = pa.array(present).cast(column.type)
+            wanted = pa.array(present).cast(value_type)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             try:
-                wanted = pa.array([str(v) for v in present]).cast(column.type)
+                wanted = pa.array([str(v) for v in present]).cast(value_type)
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
                 return None
         mask = pc.or_(mask, pc.is_in(column, value_set=wanted))
@@ -487,8 +501,10 @@ def _parameters(spec: SuiteSpec, venue: str, account: str, interval: Interval, t
 
 def _publish_docs(lake: Lake, docs_dir: Path, files: list[Path]) -> None:
     """Copy the Data Docs files a validation (re)wrote to the lake under data_docs/; the static assets only
-    when the lake lacks them (they are the same for every page)."""
+    when the lake lacks them (they are the same for every page). A few uploads at a time: the first page in a
+    lake brings some twenty static files."""
     static_in_lake: set[str] | None = None
+    uploads: list[tuple[str, Path]] = []
     for path in files:
         rel = path.relative_to(docs_dir).as_posix()
         key = DATA_DOCS_PREFIX + rel
@@ -497,8 +513,14 @@ def _publish_docs(lake: Lake, docs_dir: Path, files: list[Path]) -> None:
                 static_in_lake = set(lake.list_keys(DATA_DOCS_PREFIX + "static/"))
             if key in static_in_lake:
                 continue
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        lake.put_bytes(key, path.read_bytes(), content_type)
+        uploads.append((key, path))
+
+    def upload(item: tuple[str, Path]) -> None:
+        key, path = item
+        lake.put_bytes(key, path.read_bytes(), mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+
+    with ThreadPoolExecutor(PUBLISH_UPLOADS) as pool:
+        list(pool.map(upload, uploads))
 
 
 def _summary(venue: str, account: str, interval: Interval, rows: dict[str, int], checks: list[CheckResult]) -> str:
@@ -552,13 +574,13 @@ def validate_partition(
     for dataset in datasets_of(venue):
         spec = load_suite(dataset, venue)
         t = time.perf_counter()
-        value_columns = spec.value_columns
-        unread = (
+        typed = spec.typed_columns
+        encodable = (
             frozenset()
-            if value_columns is None
-            else frozenset(DATASETS[dataset][0].names) - value_columns - set(INPUT_COLUMNS[dataset])
+            if typed is None
+            else frozenset(DATASETS[dataset][0].names) - typed - set(PLAIN_COLUMNS[dataset])
         )
-        table, file_checks = _read_dataset(lake, manifest, dataset, unread)
+        table, file_checks = _read_dataset(lake, manifest, dataset, encodable)
         seconds[f"read {dataset}"] = time.perf_counter() - t
         checks += file_checks
         if table is None:
@@ -579,7 +601,7 @@ def validate_partition(
         notes += inv.notes
         seconds[f"invariants {dataset}"] = time.perf_counter() - t
         t = time.perf_counter()
-        frame = _frame(inv.table, inv, value_columns)
+        frame = _frame(inv.table, inv, spec.compared_columns)
         try:
             run = run_suite(spec, frame, _parameters(spec, venue, account, interval, table), run_name, docs_dir)
         except ExpectationRunError as exc:

@@ -20,6 +20,18 @@ EXPECTATIONS_DIR_ENV = "LEDGERLAKE_EXPECTATIONS_DIR"
 INVARIANT_PREFIX = "invariant_"
 # Expectation kwargs that name columns whose values the expectation reads (column_set names columns only).
 VALUE_COLUMN_KWARGS = ("column", "column_A", "column_B", "column_list")
+# Expectations that read values only for null-ness, and those that read them only for equality and null-ness:
+# Great Expectations answers the same on any exact encoding of such a column (e.g. text as a pandas Categorical),
+# unlike type, range or order checks.
+NULL_EXPECTATIONS = frozenset({"expect_column_values_to_not_be_null", "expect_column_values_to_be_null"})
+EQUALITY_EXPECTATIONS = NULL_EXPECTATIONS | frozenset(
+    {
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_not_be_in_set",
+        "expect_column_values_to_be_unique",
+        "expect_compound_columns_to_be_unique",
+    }
+)
 
 # Lake dataset -> suite file. Binance partitions carry both snapshot datasets; the others carry ledger rows.
 SUITE_FILES = {
@@ -40,6 +52,15 @@ def expectations_dir() -> Path:
 def datasets_of(venue: str) -> tuple[str, ...]:
     """The datasets a (venue, account, interval) partition holds."""
     return ("snapshots/balances", "snapshots/positions") if venue == "binance" else ("ledger",)
+
+
+def _read_columns(expectation: dict[str, Any]) -> list[str]:
+    """The columns an expectation's kwargs name as read (VALUE_COLUMN_KWARGS)."""
+    kwargs = expectation["kwargs"]
+    names: list[str] = []
+    for value in (kwargs[k] for k in VALUE_COLUMN_KWARGS if k in kwargs):
+        names += [value] if isinstance(value, str) else value
+    return names
 
 
 @dataclass(frozen=True)
@@ -70,13 +91,28 @@ class SuiteSpec:
         may read any column; so may an expectation that names no column and is not table-level)."""
         names: set[str] = set()
         for exp in self.expectations:
-            kwargs = exp["kwargs"]
-            named = [kwargs[k] for k in VALUE_COLUMN_KWARGS if k in kwargs]
-            if "row_condition" in kwargs or (not named and not exp["type"].startswith("expect_table_")):
+            named = _read_columns(exp)
+            if "row_condition" in exp["kwargs"] or (not named and not exp["type"].startswith("expect_table_")):
                 return None
-            for value in named:
-                names.update([value] if isinstance(value, str) else value)
+            names.update(named)
         return frozenset(names)
+
+    @property
+    def typed_columns(self) -> frozenset[str] | None:
+        """The value columns some expectation reads other than for equality (EQUALITY_EXPECTATIONS): their exact
+        type matters to it. The other columns may reach GX dictionary-encoded. None when value_columns is."""
+        return self._read_except(EQUALITY_EXPECTATIONS)
+
+    @property
+    def compared_columns(self) -> frozenset[str] | None:
+        """The value columns some expectation reads beyond null-ness (NULL_EXPECTATIONS); the others only need
+        their nulls where they are. None when value_columns is."""
+        return self._read_except(NULL_EXPECTATIONS)
+
+    def _read_except(self, kinds: frozenset[str]) -> frozenset[str] | None:
+        if self.value_columns is None:
+            return None
+        return frozenset(c for e in self.expectations if e["type"] not in kinds for c in _read_columns(e))
 
     def documented_codes(self) -> list[str] | None:
         """The venue's documented venue_entry_type codes, or None when the suite lists none for the venue."""
