@@ -34,8 +34,8 @@ class SlidingWindowLimiter:
     def acquire(self, cost: float = 1.0) -> tuple[float, list[float]]:
         """Block until `cost` fits in the window; returns (seconds waited, ticket to `settle`)."""
         waited = 0.0
-        with self._lock:
-            while True:
+        while True:
+            with self._lock:
                 now = time.monotonic()
                 self._expire(now)
                 if self._used + cost <= self.units or not self._log:
@@ -51,8 +51,10 @@ class SlidingWindowLimiter:
                     if freed >= need:
                         break
                 pause = max(until - now, 0.001)
-                time.sleep(pause)
-                waited += pause
+            # Sleep without the lock: another fetcher (a lane) settling its answer meanwhile must not be held
+            # back, which would stamp its request later than it was and leave the allowance partly unused.
+            time.sleep(pause)
+            waited += pause
 
     def settle(self, ticket: list[float]) -> None:
         """The answer arrived: count the request from now, the latest moment the venue can have seen it."""
