@@ -228,8 +228,6 @@ class _Lane:
     number: int  # chronological place among all lanes of the run
     window: Window  # this lane's part of the venue window
     fetcher: _Fetcher
-    start_us: int
-    end_us: int
     window_us: tuple[int, int]  # the whole venue window: only rows outside it count as outside the interval
     recent: _RecentIds | None
     cols: LedgerColumns = field(default_factory=LedgerColumns)
@@ -242,6 +240,14 @@ class _Lane:
 
     def new_batch(self) -> None:
         self.cols, self.uris, self.pages = LedgerColumns(), [], []
+
+    @property
+    def start_us(self) -> int:
+        return self.window.interval.start_ms * 1000
+
+    @property
+    def end_us(self) -> int:
+        return self.window.interval.end_ms * 1000
 
 
 def lane_windows(window: Window, lanes: int) -> list[Window]:
@@ -507,7 +513,7 @@ class Extraction:
         fetching = [(venue, self.http)]
         try:
             for window in venue.windows(self.interval):
-                window_us = (to_ms(window.interval.start) * 1000, to_ms(window.interval.end) * 1000)
+                window_us = (window.interval.start_ms * 1000, window.interval.end_ms * 1000)
                 for position, part in enumerate(lane_windows(window, lanes_per_window)):
                     if position == len(fetching):
                         more = VENUE_CLASSES[venue.name](self.account, self.credentials, self.options.page_size)
@@ -519,8 +525,6 @@ class Extraction:
                         _Fetcher(
                             lane_venue, http, part, self.clock, self._venue_answered, wait_for_answer=position > 0
                         ),
-                        to_ms(part.interval.start) * 1000,
-                        to_ms(part.interval.end) * 1000,
                         window_us,
                         _RecentIds(max(20 * venue.page_size, 20_000)) if venue.dedup_by_entry_id else None,
                     )

@@ -83,14 +83,6 @@ class StageClock:
             timer = stages[stage] = _Stage(stage, self._local.times)
         return timer
 
-    @property
-    def wall(self) -> dict[str, float]:
-        return self._sum("wall")
-
-    @property
-    def cpu(self) -> dict[str, float]:
-        return self._sum("cpu")
-
     def _sum(self, kind: str) -> dict[str, float]:
         out: dict[str, float] = defaultdict(float)
         with self._lock:
@@ -102,6 +94,6 @@ class StageClock:
     def report(self) -> dict[str, dict[str, float]]:
         """{stage: {"wall_s": .., "cpu_s": ..}} in STAGES order, to a tenth of a millisecond; a stage timed on
         several threads (two fetchers' requests) is their sum."""
-        wall, cpu = self.wall, self.cpu
+        wall, cpu = self._sum("wall"), self._sum("cpu")
         names = [s for s in STAGES if s in wall] + sorted(set(wall) - set(STAGES))
         return {s: {"wall_s": round(wall[s], 4), "cpu_s": round(cpu[s], 4)} for s in names}

@@ -39,6 +39,13 @@ def parquet_writer(where: Any, schema: pa.Schema) -> pq.ParquetWriter:
     )
 
 
+def raise_first_error(futures: list[Future[Any]]) -> None:
+    """Raise the error of the first finished job that failed, if any (without waiting for the others)."""
+    for f in futures:
+        if f.done() and f.exception() is not None:
+            raise f.exception()  # type: ignore[misc]
+
+
 class Uploader:
     """A few background threads for S3 puts; at most `max_pending` queued, so memory stays bounded."""
 
@@ -49,7 +56,7 @@ class Uploader:
 
     def submit(self, job: Callable[[], ManifestFile]) -> None:
         self._slots.acquire()
-        self._raise_first_error()
+        raise_first_error(self._futures)
 
         def run() -> ManifestFile:
             try:
@@ -58,11 +65,6 @@ class Uploader:
                 self._slots.release()
 
         self._futures.append(self._pool.submit(run))
-
-    def _raise_first_error(self) -> None:
-        for f in self._futures:
-            if f.done() and f.exception() is not None:
-                raise f.exception()  # type: ignore[misc]
 
     def run(self, job: Callable[[], T]) -> Future[T]:
         """A job whose result is not a file of the manifest (a part of one): not counted in `wait`."""
@@ -121,9 +123,7 @@ class S3FileSink:
         return True
 
     def _send(self, part: bytes) -> None:
-        for f in self._etags:
-            if f.done() and f.exception() is not None:
-                raise f.exception()  # type: ignore[misc]  # stop writing a file that cannot arrive
+        raise_first_error(self._etags)  # stop writing a file that cannot arrive
         self._sha256.update(part)
         if self._upload_id is None:
             self._upload_id = self.lake.start_multipart(self.key)
