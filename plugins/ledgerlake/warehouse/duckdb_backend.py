@@ -222,15 +222,7 @@ class DuckDBWarehouse(Warehouse):
             )
         # Not the table's exact types (another writer): Arrow casts what converts exactly, or says what does not.
         conformed = self._conform(table, key, pq.read_table(staged.path), rows, venue, account, interval)
-        self._con.register(INCOMING, conformed)
-        try:
-            written = self._execute(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {INCOMING}")
-        except BaseException:
-            with suppress(Exception):  # after a failed statement DuckDB may refuse this too; keep the real error
-                self._con.unregister(INCOMING)
-            raise
-        self._con.unregister(INCOMING)
-        return written
+        return self._insert_registered(table, conformed)
 
     def _explain_files(
         self, table: Table, files: Sequence[tuple[str, int, Any]], venue: str, account: str, interval: Interval
@@ -272,12 +264,20 @@ class DuckDBWarehouse(Warehouse):
         return rows[0][0] if rows else None
 
     def _insert_arrow(self, table: Table, rows: pa.Table) -> None:
+        self._insert_registered(table, rows)
+
+    def _insert_registered(self, table: Table, rows: pa.Table) -> int:
+        """Insert an Arrow table by reference; returns the rows the database reports written."""
+        columns = ", ".join(table.columns)
         self._con.register(INCOMING, rows)
         try:
-            columns = ", ".join(table.columns)
-            self._con.execute(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {INCOMING}")
-        finally:
-            self._con.unregister(INCOMING)
+            written = self._execute(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {INCOMING}")
+        except BaseException:
+            with suppress(Exception):  # after a failed statement DuckDB may refuse this too; keep the real error
+                self._con.unregister(INCOMING)
+            raise
+        self._con.unregister(INCOMING)
+        return written
 
     def close(self) -> None:
         self._con.close()
