@@ -151,6 +151,23 @@ def test_fetching_parts_of_a_window_at_once_changes_no_row(sandbox: Sandbox, lak
     assert seen[1][3] >= seen[0][3]  # each lane pages on its own: the same pages or a few more
 
 
+@pytest.mark.parametrize("venue", ["exchangehubx", "coinbase", "sunx"])
+def test_pages_read_straight_into_arrow_write_the_rows_of_the_usual_way(
+    sandbox: Sandbox, lake: Lake, venue: str
+) -> None:
+    """The fast path (engine.pages) must write exactly what reading the records writes, and be the path taken
+    on the venue's usual pages (else this test would compare the usual way with itself)."""
+    seen = []
+    for arrow in (False, True):
+        summary = run(sandbox, lake, venue, arrow_pages=arrow, batch_rows=97)  # many batches, odd sizes
+        table = read_dataset(lake, summary.manifest_key, "ledger").drop(["ingested_at"])
+        seen.append((table.sort_by("entry_seq"), summary.rows, summary.outside_interval, summary.unknown_codes))
+        assert summary.batches_from_records == 0
+    assert seen[0][0].num_rows > 0
+    assert seen[0][0].equals(seen[1][0]), "the fast path wrote other rows"
+    assert seen[0][1:] == seen[1][1:]
+
+
 @pytest.mark.parametrize("venue", LEDGER_VENUES)
 def test_adjacent_intervals_share_no_row_and_miss_none(sandbox: Sandbox, lake: Lake, venue: str) -> None:
     first, second = Interval.parse("2026-11-18", "2026-11-19"), Interval.parse("2026-11-19", "2026-11-19T13:30:00Z")

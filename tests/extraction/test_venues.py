@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from ledgerlake.config import AccountConfig
-from ledgerlake.engine.rows import ledger_batch
+from ledgerlake.engine.rows import records_batch
 from ledgerlake.interval import Interval
 from ledgerlake.venues import VENUE_CLASSES, binance, coinbase, exchangehubx, sunx
 from ledgerlake.venues.base import LedgerColumns, Request, VenueCredentials, Window
@@ -35,7 +35,7 @@ def venue(name: str, account: str = "acct-1", **options):
 def rows(v, records) -> list[dict]:
     cols = LedgerColumns()
     v.append(records, cols)
-    batch = ledger_batch(v, cols, ["s3://b/raw"] * len(cols), *ALL_TIME)
+    batch = records_batch(v, cols, ["s3://b/raw"] * len(cols), *ALL_TIME)
     return batch.table.to_pylist()
 
 

@@ -24,17 +24,21 @@ from ledgerlake.venues.base import details_json
 _NEEDS_ESCAPE = r'["\\\x00-\x1f]'
 
 
+def _text_texts(arr: pa.Array) -> pa.Array:
+    """JSON text of each string (null: null): quoted, and escaped by orjson where JSON needs it."""
+    odd = pc.fill_null(pc.match_substring_regex(arr, _NEEDS_ESCAPE), False)
+    quoted = pc.binary_join_element_wise('"', arr, '"', "")
+    if pc.any(odd).as_py():
+        escaped = [orjson.dumps(v).decode() for v in pc.filter(arr, odd).to_pylist()]
+        quoted = pc.replace_with_mask(quoted, odd, pa.array(escaped, pa.string()))
+    return pc.fill_null(quoted, "null")
+
+
 def _value_texts(values: list[Any]) -> pa.Array:
     """JSON text of each value."""
     types = set(map(type, values))
     if types <= {str, type(None)}:
-        arr = pa.array(values, pa.string())
-        odd = pc.fill_null(pc.match_substring_regex(arr, _NEEDS_ESCAPE), False)
-        quoted = pc.binary_join_element_wise('"', arr, '"', "")
-        if pc.any(odd).as_py():
-            escaped = [orjson.dumps(v).decode() for v in pc.filter(arr, odd).to_pylist()]
-            quoted = pc.replace_with_mask(quoted, odd, pa.array(escaped, pa.string()))
-        return pc.fill_null(quoted, "null")
+        return _text_texts(pa.array(values, pa.string()))
     if types <= {int, type(None)}:  # bool is its own type here, so true/false take the general path
         try:
             return pc.fill_null(pa.array(values, pa.int64()).cast(pa.string()), "null")
@@ -42,6 +46,44 @@ def _value_texts(values: list[Any]) -> pa.Array:
             pass  # beyond 64 bits: orjson refuses it below, as details_json would
     dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
     return pa.array([dumps(v, option=sort).decode() for v in values], pa.string())
+
+
+def _arrow_value_texts(arr: pa.Array) -> pa.Array:
+    """JSON text of each value of a column read by Arrow (engine.pages): the text `_value_texts` gives."""
+    if pa.types.is_string(arr.type):
+        return _text_texts(arr)
+    if pa.types.is_integer(arr.type):
+        return pc.fill_null(arr.cast(pa.string()), "null")
+    if pa.types.is_boolean(arr.type):
+        return pc.fill_null(pc.if_else(arr, "true", "false"), "null")
+    raise TypeError(f"no JSON text for Arrow {arr.type} here")
+
+
+def _objects(keys: list[str], texts: list[pa.Array], n: int) -> pa.Array:
+    """`{"key":text,...}` per row, the keys in the given (sorted) order."""
+    if not keys:
+        return pa.repeat(pa.scalar("{}", pa.string()), n)
+    parts: list[Any] = []
+    for i, (key, values) in enumerate(zip(keys, texts, strict=True)):
+        parts.append(("{" if i == 0 else ",") + orjson.dumps(key).decode() + ":")
+        parts.append(values)
+    parts.append("}")
+    text = pc.binary_join_element_wise(*parts, "")
+    return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+
+
+def arrow_details(records: pa.StructArray, mapped: frozenset[str], objects: list[dict[str, Any]]) -> pa.Array:
+    """`details` of records read by Arrow (engine.pages), every record holding exactly the struct's fields (the
+    caller checks that): the same text as `details_column` of `objects`, the same records as Python objects.
+    Texts, integers and booleans come from Arrow; nested objects and lists from `objects`, as Arrow cannot tell
+    a nested field that is null from one that is missing."""
+    keys = sorted(f.name for f in records.type if f.name not in mapped)
+    texts = []
+    for key in keys:
+        column = records.field(key)
+        nested = pa.types.is_struct(column.type) or pa.types.is_list(column.type)
+        texts.append(_value_texts([r[key] for r in objects]) if nested else _arrow_value_texts(column))
+    return _objects(keys, texts, len(records))
 
 
 def details_column(
@@ -61,15 +103,7 @@ def details_column(
         columns = [[r[k] for r in records] for k in keys]
     except KeyError:  # a record lacks one of the first record's fields: each on its own
         return pa.array([details_json({k: v for k, v in r.items() if k not in mapped}) for r in records], pa.string())
-    if keys:
-        parts: list[Any] = []
-        for i, (key, values) in enumerate(zip(keys, columns, strict=True)):
-            parts.append(("{" if i == 0 else ",") + orjson.dumps(key).decode() + ":")
-            parts.append(_value_texts(values))
-        parts.append("}")
-        text = pc.binary_join_element_wise(*parts, "")
-    else:
-        text = pa.repeat(pa.scalar("{}", pa.string()), n)
+    text = _objects(keys, [_value_texts(values) for values in columns], n)
     # Same fields as the first record = as many fields, and each of the first record's present (looked up
     # above for the unmapped ones, here for mapped ones not known to be present). Cheaper than comparing
     # key sets record by record (0.05 vs 0.4 µs).

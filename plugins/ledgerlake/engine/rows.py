@@ -64,11 +64,15 @@ def _ints(values: list[Any], column: str) -> pa.Array:
 
 
 def decimals(values: list[Any], column: str, required: bool) -> pa.Array:
-    arr = _strings(values, column, required)
+    return _decimal(_strings(values, column, required), column, required)
+
+
+def records_details(venue: Venue, records: list[dict[str, Any]]) -> pa.Array:
+    """The `details` column of a batch's records (engine.details)."""
     try:
-        return arr.cast(DECIMAL)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise RowsError(column, f"not a decimal(38,18) ({exc})") from None
+        return details_column(records, venue.mapped_keys, frozenset(venue.required))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise RowsError("details", f"cannot be written as JSON ({exc})") from None
 
 
 def ms_timestamps(ms: pa.Array) -> pa.Array:
@@ -98,7 +102,43 @@ class LedgerBatch:
     outside: int  # records dropped because they lie outside the venue window (not merely outside this lane)
 
 
-def ledger_batch(
+def column_arrays(venue: Venue, cols: LedgerColumns) -> dict[str, pa.Array]:
+    """The batch's column lists as Arrow arrays of their raw types (ints, text), nothing cast yet: what a
+    venue's `arrow_columns` gives straight from the pages on the fast path (engine.pages)."""
+    int_ids, ms, int_codes = venue.entry_id_kind == "int", venue.occurred_kind == "ms", venue.code_kind == "int"
+    return {
+        "entry_id": _ints(cols.entry_id, "entry_id") if int_ids else _strings(cols.entry_id, "entry_id", True),
+        "occurred_at": _ints(cols.occurred, "occurred_at") if ms else _strings(cols.occurred, "occurred_at", True),
+        "asset": _strings(cols.asset, "asset", True),
+        "amount": _strings(cols.amount, "amount", True),
+        "balance_before": _strings(cols.balance_before, "balance_before", False),
+        "balance_after": _strings(cols.balance_after, "balance_after", False),
+        "venue_entry_type": _ints(cols.venue_entry_type, "venue_entry_type")
+        if int_codes
+        else _strings(cols.venue_entry_type, "venue_entry_type", True),
+        "reference_id": _strings(cols.reference_id, "reference_id", False),
+        "instrument": _strings(cols.instrument, "instrument", False),
+    }
+
+
+def _required(arr: pa.Array, column: str) -> pa.Array:
+    if arr.null_count:
+        raise RowsError(column, "missing")
+    return arr
+
+
+def _decimal(arr: pa.Array, column: str, required: bool) -> pa.Array:
+    if required:
+        _required(arr, column)
+    if arr.type == DECIMAL:
+        return arr
+    try:
+        return arr.cast(DECIMAL)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise RowsError(column, f"not a decimal(38,18) ({exc})") from None
+
+
+def records_batch(
     venue: Venue,
     cols: LedgerColumns,
     raw_uris: list[str],
@@ -106,45 +146,55 @@ def ledger_batch(
     end_us: int,
     window_us: tuple[int, int] | None = None,
 ) -> LedgerBatch:
-    """Typed batch of the rows in [start_us, end_us). Rows outside it are dropped; those also outside
-    `window_us` (default: the same range) are counted as outside. Raises RowsError naming the column that failed."""
+    """`ledger_batch` of column lists a venue appended from records (the usual way)."""
+    arrays = column_arrays(venue, cols)
+    details = records_details(venue, cols.records)
+    return ledger_batch(venue, arrays, details, pa.array(raw_uris, pa.string()), start_us, end_us, window_us)
+
+
+def ledger_batch(
+    venue: Venue,
+    arrays: dict[str, pa.Array],
+    details: pa.Array,
+    raw_uris: pa.Array,
+    start_us: int,
+    end_us: int,
+    window_us: tuple[int, int] | None = None,
+) -> LedgerBatch:
+    """Typed batch of the rows in [start_us, end_us), from `column_arrays` (or a venue's `arrow_columns`).
+    Rows outside it are dropped; those also outside `window_us` (default: the same range) are counted as
+    outside. Raises RowsError naming the column that failed."""
+    id_ints: pa.Array | None = None
     if venue.entry_id_kind == "int":
-        id_ints = _ints(cols.entry_id, "entry_id")
+        id_ints = _required(arrays["entry_id"], "entry_id")
         entry_id = id_ints.cast(pa.string())
     else:
-        id_ints = None
-        entry_id = _strings(cols.entry_id, "entry_id", True)
+        entry_id = _required(arrays["entry_id"], "entry_id")
     if venue.occurred_kind == "ms":
-        occurred = ms_timestamps(_ints(cols.occurred, "occurred_at"))
+        occurred = ms_timestamps(_required(arrays["occurred_at"], "occurred_at"))
     else:
-        texts = _strings(cols.occurred, "occurred_at", True)
         try:
-            occurred = texts.cast(TIMESTAMP)
+            occurred = _required(arrays["occurred_at"], "occurred_at").cast(TIMESTAMP)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise RowsError("occurred_at", f"not an RFC 3339 time ({exc})") from None
+    codes = _required(arrays["venue_entry_type"], "venue_entry_type")
     if venue.code_kind == "int":
-        codes = _ints(cols.venue_entry_type, "venue_entry_type").cast(pa.string())
-    else:
-        codes = _strings(cols.venue_entry_type, "venue_entry_type", True)
+        codes = codes.cast(pa.string())
     entry_type, unknown = lookup(codes, venue.entry_types)
-    try:
-        details = details_column(cols.records, venue.mapped_keys, frozenset(venue.required))
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise RowsError("details", f"cannot be written as JSON ({exc})") from None
     table = pa.table(
         {
             "entry_id": entry_id,
             "occurred_at": occurred,
-            "asset": _strings(cols.asset, "asset", True),
-            "amount": decimals(cols.amount, "amount", True),
-            "balance_before": decimals(cols.balance_before, "balance_before", False),
-            "balance_after": decimals(cols.balance_after, "balance_after", False),
+            "asset": _required(arrays["asset"], "asset"),
+            "amount": _decimal(arrays["amount"], "amount", True),
+            "balance_before": _decimal(arrays["balance_before"], "balance_before", False),
+            "balance_after": _decimal(arrays["balance_after"], "balance_after", False),
             "entry_type": entry_type,
             "venue_entry_type": codes,
-            "reference_id": _strings(cols.reference_id, "reference_id", False),
-            "instrument": _strings(cols.instrument, "instrument", False),
+            "reference_id": arrays["reference_id"],
+            "instrument": arrays["instrument"],
             "details": details,
-            "raw_uri": pa.array(raw_uris, pa.string()),
+            "raw_uri": raw_uris,
         }
     )
     us = occurred.cast(pa.int64()).to_numpy()

@@ -45,9 +45,17 @@ import pyarrow as pa
 from ledgerlake.config import AccountConfig
 from ledgerlake.engine.errors import BadRecordError, ExtractError, OrderError, RetentionError
 from ledgerlake.engine.http import Page, Redactor, VenueHttp
+from ledgerlake.engine.pages import ArrowPageReader, arrow_batch
 from ledgerlake.engine.ratelimit import limiter_for
 from ledgerlake.engine.raw import RawArchive
-from ledgerlake.engine.rows import BATCH_FIELDS, LedgerBatch, RowsError, decimals, ledger_batch, order_violation
+from ledgerlake.engine.rows import (
+    BATCH_FIELDS,
+    LedgerBatch,
+    RowsError,
+    decimals,
+    order_violation,
+    records_batch,
+)
 from ledgerlake.engine.stages import StageClock
 from ledgerlake.engine.writer import BackgroundWriter, PartitionedParquetWriter, Uploader
 from ledgerlake.interval import Interval, to_ms
@@ -81,6 +89,7 @@ class ExtractOptions:
     page_size: int | None = None
     batch_rows: int = 25_000  # rows per Arrow batch = Parquet row group
     fetch_lanes: int = 2  # parts of each window fetched at once (venues filtering by time at both ends)
+    arrow_pages: bool = True  # read pages straight into Arrow where the venue declares their layout (engine.pages)
     file_rows: int = 1_000_000  # rows per Parquet file before it rolls
     raw_pages_per_object: int = 100
     progress_every_s: float = 10.0
@@ -103,6 +112,7 @@ class ExtractSummary:
     requests: int = 0
     outside_interval: int = 0
     duplicates_removed: int = 0
+    batches_from_records: int = 0  # batches of a venue with an Arrow layout that its pages did not fit
     stages: dict[str, dict[str, float]] = field(default_factory=dict)  # engine.stages: wall and CPU seconds
 
     def to_dict(self) -> dict[str, Any]:
@@ -215,6 +225,17 @@ class _Fetcher:
         self._thread.join(timeout=5)
 
 
+@dataclass(frozen=True)
+class _HeldPage:
+    """A page waiting in a batch for the fast path: its body for Arrow, its parse for the usual way."""
+
+    page_no: int
+    records: list[Any]
+    uri: str
+    body: bytes
+    payload: Any
+
+
 @dataclass(eq=False)
 class _Lane:
     """One part of a window, fetched by a fetcher of its own and put in chronological order on its own.
@@ -233,6 +254,8 @@ class _Lane:
     cols: LedgerColumns = field(default_factory=LedgerColumns)
     uris: list[str] = field(default_factory=list)
     pages: list[tuple[int, list[dict[str, Any]], str]] = field(default_factory=list)
+    held: list[_HeldPage] = field(default_factory=list)  # the batch's pages, for the fast path (engine.pages)
+    held_rows: int = 0
     last_key: tuple[int, int | None] | None = None  # listing-order check (ties kept as listed)
     bound: tuple[int, int] | None = None  # (time, id) the next sorted chunk must lie beyond
     carry: LedgerBatch | None = None  # rows of the last time seen, held for the next batch
@@ -240,6 +263,7 @@ class _Lane:
 
     def new_batch(self) -> None:
         self.cols, self.uris, self.pages = LedgerColumns(), [], []
+        self.held, self.held_rows = [], 0
 
     @property
     def start_us(self) -> int:
@@ -272,6 +296,9 @@ class Extraction:
         if venue_name not in VENUE_CLASSES:
             raise ValueError(f"unknown venue {venue_name!r}; known: {', '.join(VENUE_CLASSES)}")
         self.venue = VENUE_CLASSES[venue_name](account, credentials, options.page_size)
+        layout = self.venue.arrow_layout if options.arrow_pages and not self.venue.dedup_by_entry_id else None
+        self._page_reader = ArrowPageReader(layout) if layout is not None else None
+        self.venue.defer_exact_decimals = self._page_reader is not None
         self.credentials = credentials
         self.account = account
         self.interval = interval
@@ -456,8 +483,8 @@ class Extraction:
 
     # Pages ---------------------------------------------------------------------------------------
 
-    def _next_page(self, fetcher: _Fetcher) -> tuple[int, list[Any], str] | None:
-        """(page_no, records, raw_uri) of the fetcher's next page, archived as received; None at its end."""
+    def _next_page(self, fetcher: _Fetcher) -> tuple[int, list[Any], str, Page] | None:
+        """(page_no, records, raw_uri, page) of the fetcher's next page, archived as received; None at its end."""
         with self.clock("wait_for_pages"):
             item = fetcher.next()
         if item is None:
@@ -468,14 +495,14 @@ class Extraction:
         self._begin_uploads()
         with self.clock("raw_archive"):
             uri = self.raw.add(page_no, request.safe_meta(), page.status, page.body, len(records))
-        return page_no, records, uri
+        return page_no, records, uri, page
 
     def _pages(self, window: Window) -> Iterator[tuple[int, list[Any], str]]:
         """Every page of one window, from one fetcher (Binance's snapshots)."""
         fetcher = _Fetcher(self.venue, self.http, window, self.clock, self._venue_answered)
         try:
             while (item := self._next_page(fetcher)) is not None:
-                yield item
+                yield item[:3]
         finally:
             fetcher.close()
 
@@ -517,6 +544,7 @@ class Extraction:
                 for position, part in enumerate(lane_windows(window, lanes_per_window)):
                     if position == len(fetching):
                         more = VENUE_CLASSES[venue.name](self.account, self.credentials, self.options.page_size)
+                        more.defer_exact_decimals = venue.defer_exact_decimals
                         fetching.append((more, self._http_for(more)))
                     lane_venue, http = fetching[position]
                     lane = _Lane(
@@ -570,27 +598,35 @@ class Extraction:
         item = self._next_page(lane.fetcher)
         if item is None:
             return False
-        page_no, records, uri = item
+        page_no, records, uri, page = item
         with self.clock("normalize"):
             if not records:
                 return True
-            cols = lane.cols
-            before = len(cols)
-            try:
-                self.venue.append(records, cols)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                self._truncate(cols, before)
-                self._bad_record([(page_no, records, uri)], f"{type(exc).__name__}: {exc}")
-            if lane.recent is not None:
-                self._dedup(cols, before, lane.recent)
-            lane.uris.extend([uri] * (len(cols) - before))
-            lane.pages.append((page_no, records, uri))
-            if len(cols) >= self.options.batch_rows:
+            if self._page_reader is not None:
+                lane.held.append(_HeldPage(page_no, records, uri, page.body, page.payload))
+                lane.held_rows += len(records)
+            else:
+                self._append_page(lane, page_no, records, uri)
+            if len(lane.cols) + lane.held_rows >= self.options.batch_rows:
                 self._flush(lane, writer)
                 lane.new_batch()
                 self._flushed = True
         self._progress(lane.window, self._rows_seen)
         return True
+
+    def _append_page(self, lane: _Lane, page_no: int, records: list[Any], uri: str) -> None:
+        """A page's records into the lane's batch the usual way: their values appended to the column lists."""
+        cols = lane.cols
+        before = len(cols)
+        try:
+            self.venue.append(records, cols)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self._truncate(cols, before)
+            self._bad_record([(page_no, records, uri)], f"{type(exc).__name__}: {exc}")
+        if lane.recent is not None:
+            self._dedup(cols, before, lane.recent)
+        lane.uris.extend([uri] * (len(cols) - before))
+        lane.pages.append((page_no, records, uri))
 
     @staticmethod
     def _truncate(cols: LedgerColumns, n: int) -> None:
@@ -625,12 +661,21 @@ class Extraction:
         """
         venue, cols = self.venue, lane.cols
         batch: LedgerBatch | None = None
-        if len(cols):
+        if lane.held:
+            assert self._page_reader is not None
+            batch = arrow_batch(venue, self._page_reader, lane.held, lane.start_us, lane.end_us, lane.window_us)
+            if batch is None:
+                self.summary.batches_from_records += 1
+                for p in lane.held:
+                    self._append_page(lane, p.page_no, venue.exact_records(p.body, p.payload, p.records), p.uri)
+            lane.held, lane.held_rows = [], 0
+        if batch is None and len(cols):
             try:
-                batch = ledger_batch(venue, cols, lane.uris, lane.start_us, lane.end_us, lane.window_us)
+                batch = records_batch(venue, cols, lane.uris, lane.start_us, lane.end_us, lane.window_us)
             except RowsError as exc:
                 self._bad_record(lane.pages, f"column {exc.column}: {exc.reason}")
                 raise AssertionError("unreachable") from None
+        if batch is not None:
             self.summary.outside_interval += batch.outside
             for code, count in batch.unknown_codes.items():
                 if code not in self.summary.unknown_codes:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote_plus
 
 import orjson
+import pyarrow as pa
 
 from ledgerlake.config import AccountConfig
 from ledgerlake.interval import Interval
@@ -128,6 +129,18 @@ class LedgerColumns:
 
     def __len__(self) -> int:
         return len(self.entry_id)
+
+
+@dataclass(frozen=True)
+class ArrowLayout:
+    """A venue's pages as Arrow's JSON reader should see them, for the engine's fast path (engine.pages):
+    the records' fields with their types, where the list of records sits in the envelope, and the envelope's
+    other fields. A page with anything else (a field not declared, a value of another type, a record without
+    one of the fields) is read the usual way instead, so the layout only has to fit the usual page."""
+
+    fields: dict[str, pa.DataType]  # every field of a record (decimals: DECIMAL; texts kept as sent: string)
+    records_path: tuple[str, ...]  # keys leading to the list of records; () when the body is that list
+    envelope: dict[str, pa.DataType] = field(default_factory=dict)  # other fields, dotted paths ("data.has_more")
 
 
 def details_json(obj: dict[str, Any]) -> str:
@@ -369,6 +382,8 @@ class Venue:
     required: ClassVar[dict[str, str]] = {}  # record field -> kind, to name the field of a bad record
     # Record fields with a column of their own; every other field goes into `details` (the contract).
     mapped_keys: ClassVar[frozenset[str]] = frozenset()
+    # Pages read straight into Arrow (engine.pages), with `arrow_columns`; None: records only.
+    arrow_layout: ClassVar[ArrowLayout | None] = None
 
     def __init__(self, account: AccountConfig, credentials: VenueCredentials, page_size: int | None = None) -> None:
         self.account = account
@@ -376,6 +391,9 @@ class Venue:
         size = int(page_size or credentials.extra.get("page_size") or self.default_page_size)
         self.page_size = max(1, min(size, self.max_page_size))
         self._bare = BareDecimals(self.bare_decimal_keys) if self.bare_decimal_keys else None
+        # Set by the engine when the pages go to Arrow: the records then serve paging, and exact decimal texts
+        # are only put into them (`exact_records`) if a batch has to be read the usual way.
+        self.defer_exact_decimals = False
 
     # Windows and retention ------------------------------------------------------------------------
 
@@ -409,15 +427,27 @@ class Venue:
         raise NotImplementedError
 
     def parse(self, body: bytes) -> Any:
-        """JSON -> Python; bare decimal numbers are quoted first so they never pass through float."""
+        """JSON -> Python; bare decimal numbers are read as their exact text, never as a float (unless
+        `defer_exact_decimals`: then `exact_records` does it when the records' values are needed)."""
         payload = orjson.loads(body)
-        if self._bare is None:
+        if self._bare is None or self.defer_exact_decimals:
             return payload
+        return self._exact(body, payload)
+
+    def _exact(self, body: bytes, payload: Any) -> Any:
+        assert self._bare is not None
         try:
             records = self.records(payload)
         except (KeyError, TypeError, IndexError, AttributeError):
             return payload  # not a page of records (an error answer): nothing to fix
         return self._bare.fix(body, payload, records) if isinstance(records, list) else payload
+
+    def exact_records(self, body: bytes, payload: Any, records: list[Any]) -> list[Any]:
+        """The page's records with exact decimal texts, after a `parse` that deferred them."""
+        if self._bare is None or not self.defer_exact_decimals:
+            return records
+        fixed = self._exact(body, payload)
+        return records if fixed is payload else self.records(fixed)
 
     def check(self, status: int, payload: Any, headers: dict[str, str]) -> Reply:
         raise NotImplementedError
@@ -438,6 +468,11 @@ class Venue:
 
     def columns(self, records: list[dict[str, Any]], out: LedgerColumns) -> None:
         """Append the records' values of the unified columns (not `details`: see `append`)."""
+        raise NotImplementedError
+
+    def arrow_columns(self, records: pa.StructArray) -> dict[str, pa.Array]:
+        """`columns` for the fast path: the unified columns from the records read into Arrow (`arrow_layout`),
+        as arrays of the raw types `engine.rows.column_arrays` makes of the lists (tests compare the two)."""
         raise NotImplementedError
 
     def append(self, records: list[dict[str, Any]], out: LedgerColumns) -> None:

@@ -7,9 +7,14 @@ import hmac
 from datetime import datetime
 from typing import Any, ClassVar
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from ledgerlake.interval import to_ms
+from ledgerlake.schema import DECIMAL
 from ledgerlake.venues.base import (
     OK,
+    ArrowLayout,
     CursorPaginator,
     LedgerColumns,
     RateLimit,
@@ -48,6 +53,25 @@ MAPPED_KEYS = frozenset(
 )
 
 
+# The usual page, for the engine's fast path (engine.pages); any other page is read from its records.
+ARROW_LAYOUT = ArrowLayout(
+    fields={
+        "id": pa.int64(),
+        "asset": pa.string(),
+        "change_type": pa.int64(),
+        "amount": DECIMAL,
+        "balance_before": DECIMAL,
+        "balance_after": DECIMAL,
+        "related_id": pa.int64(),
+        "related_type": pa.int64(),
+        "remark": pa.string(),
+        "created_at": pa.int64(),
+    },
+    records_path=("data", "items"),
+    envelope={"code": pa.int64(), "message": pa.string(), "data.has_more": pa.bool_(), "data.next_cursor": pa.string()},
+)
+
+
 def string_to_sign(method: str, path: str, headers: dict[str, str], query: dict[str, str], body: str | None) -> str:
     """X + Y of the venue's signature spec (values of the query not URL-encoded)."""
     x = "&".join(
@@ -80,6 +104,7 @@ class ExchangeHubX(Venue):
     tie_break = "id"
     default_page_size = 100
     max_page_size = 100
+    arrow_layout = ARROW_LAYOUT
     required: ClassVar[dict[str, str]] = {
         "id": "int",
         "created_at": "ms",
@@ -154,3 +179,17 @@ class ExchangeHubX(Venue):
         out.venue_entry_type += [r["change_type"] for r in records]
         out.reference_id += [None if not rid else str(rid) for rid in [r.get("related_id") for r in records]]
         out.instrument += [None] * len(records)
+
+    def arrow_columns(self, records: pa.StructArray) -> dict[str, pa.Array]:
+        related = records.field("related_id")  # 0 or null: no reference (as `not rid` above)
+        return {
+            "entry_id": records.field("id"),
+            "occurred_at": records.field("created_at"),
+            "asset": records.field("asset"),
+            "amount": records.field("amount"),
+            "balance_before": records.field("balance_before"),
+            "balance_after": records.field("balance_after"),
+            "venue_entry_type": records.field("change_type"),
+            "reference_id": pc.if_else(pc.equal(related, 0), None, related).cast(pa.string()),
+            "instrument": pa.nulls(len(records), pa.string()),
+        }
