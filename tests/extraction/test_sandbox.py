@@ -151,7 +151,7 @@ def test_fetching_parts_of_a_window_at_once_changes_no_row(sandbox: Sandbox, lak
     assert seen[1][3] >= seen[0][3]  # each lane pages on its own: the same pages or a few more
 
 
-@pytest.mark.parametrize("venue", ["exchangehubx", "coinbase", "sunx"])
+@pytest.mark.parametrize("venue", ["exchangehubx", "coinbase", "sunx", "pacifica"])
 def test_pages_read_straight_into_arrow_write_the_rows_of_the_usual_way(
     sandbox: Sandbox, lake: Lake, venue: str
 ) -> None:

@@ -10,6 +10,7 @@ text is the same either way (tests/extraction/test_details.py compares the two).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import repeat
 from typing import Any
 
@@ -72,17 +73,23 @@ def _objects(keys: list[str], texts: list[pa.Array], n: int) -> pa.Array:
     return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
 
 
-def arrow_details(records: pa.StructArray, mapped: frozenset[str], objects: list[dict[str, Any]]) -> pa.Array:
+def arrow_details(
+    records: pa.StructArray, mapped: frozenset[str], objects: Callable[[], list[dict[str, Any]]]
+) -> pa.Array:
     """`details` of records read by Arrow (engine.pages), every record holding exactly the struct's fields (the
-    caller checks that): the same text as `details_column` of `objects`, the same records as Python objects.
+    caller checks that): the same text as `details_column` of `objects()`, the same records as Python objects.
     Texts, integers and booleans come from Arrow; nested objects and lists from `objects`, as Arrow cannot tell
     a nested field that is null from one that is missing."""
     keys = sorted(f.name for f in records.type if f.name not in mapped)
     texts = []
+    listed: list[dict[str, Any]] | None = None
     for key in keys:
         column = records.field(key)
-        nested = pa.types.is_struct(column.type) or pa.types.is_list(column.type)
-        texts.append(_value_texts([r[key] for r in objects]) if nested else _arrow_value_texts(column))
+        if pa.types.is_struct(column.type) or pa.types.is_list(column.type):
+            listed = objects() if listed is None else listed
+            texts.append(_value_texts([r[key] for r in listed]))
+        else:
+            texts.append(_arrow_value_texts(column))
     return _objects(keys, texts, len(records))
 
 

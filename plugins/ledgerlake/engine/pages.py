@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from ledgerlake.engine.details import arrow_details
-from ledgerlake.engine.rows import LedgerBatch, RowsError, ledger_batch
+from ledgerlake.engine.rows import LedgerBatch, RecentIds, RowsError, ledger_batch
 from ledgerlake.venues.base import ArrowLayout, Venue
 
 
@@ -99,24 +99,37 @@ def arrow_batch(
     start_us: int,
     end_us: int,
     window_us: tuple[int, int] | None = None,
+    recent: RecentIds | None = None,
 ) -> LedgerBatch | None:
     """`engine.rows.ledger_batch` of the pages read straight into Arrow, or None if they do not fit the venue's
-    layout (the caller then reads them the usual way, whose checks name what is wrong)."""
+    layout (the caller then reads them the usual way, whose checks name what is wrong).
+
+    `recent`: the ids of the rows before (venues that repeat rows, `dedup_by_entry_id`). A batch repeating one
+    is left to the usual way, which drops the repeats row by row; else its ids join `recent` once it is built."""
     counts = [len(p.records) for p in pages]
     records = reader.read([p.body for p in pages], counts)
     if records is None:
         return None
     # Every record holds exactly the layout's fields: no more (the reader refuses a field not declared) and
     # no fewer (as many keys as fields), so a null is a null, never a missing field.
-    fields = len(reader.layout.fields)
+    fields = {len(reader.layout.fields)}
     try:
-        if any(len(r) != fields for p in pages for r in p.records):
+        if any(set(map(len, p.records)) != fields for p in pages):
             return None
     except TypeError:  # a record that is not an object
         return None
     uris = pa.array([p.uri for p in pages], pa.string()).take(pa.array(np.repeat(np.arange(len(pages)), counts)))
     try:
-        details = arrow_details(records, venue.mapped_keys, [r for p in pages for r in p.records])
-        return ledger_batch(venue, venue.arrow_columns(records), details, uris, start_us, end_us, window_us)
+        columns = venue.arrow_columns(records)
+        ids: list[str] = []
+        if recent is not None:
+            ids = columns["entry_id"].to_pylist()
+            if recent.any_seen(ids):
+                return None
+        details = arrow_details(records, venue.mapped_keys, lambda: [r for p in pages for r in p.records])
+        batch = ledger_batch(venue, columns, details, uris, start_us, end_us, window_us)
     except (RowsError, TypeError, ValueError, pa.ArrowException):
         return None
+    if recent is not None:
+        recent.add_all(ids)
+    return batch

@@ -8,6 +8,7 @@ the record to blame (slowly, only then).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +92,49 @@ def lookup(codes: pa.Array, table: dict[str, str]) -> tuple[pa.Array, dict[str, 
         for item in pc.value_counts(missing).to_pylist():
             unknown[str(item["values"])] = int(item["counts"])
     return entry_type, unknown
+
+
+class RecentIds:
+    """Ids of the last `size` rows or a few more: enough to drop rows repeated by offsets shifting while
+    paging (a page or two apart), with memory that does not grow with the interval. Kept in chunks, so a batch
+    of ids comes and goes at once (0.05 against 0.8 s per million ids one by one)."""
+
+    CHUNK = 1000
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._chunks: deque[list[str]] = deque()
+        self._count = 0
+        self._set: set[str] = set()
+
+    def seen(self, key: str) -> bool:
+        if key in self._set:
+            return True
+        if not self._chunks or len(self._chunks[-1]) >= self.CHUNK:
+            self._chunks.append([])
+        self._chunks[-1].append(key)
+        self._set.add(key)
+        self._count += 1
+        self._forget()
+        return False
+
+    def any_seen(self, keys: list[str]) -> bool:
+        """Whether `seen` would find any of `keys` (in order) seen; may say so when it would not, never the
+        reverse. Changes nothing."""
+        return not self._set.isdisjoint(keys) or len(set(keys)) != len(keys)
+
+    def add_all(self, keys: list[str]) -> None:
+        """`seen` of each key, for keys of which none is seen (`any_seen` said so)."""
+        self._chunks.append(list(keys))
+        self._set.update(keys)
+        self._count += len(keys)
+        self._forget()
+
+    def _forget(self) -> None:
+        while self._count - len(self._chunks[0]) >= self.size:
+            old = self._chunks.popleft()
+            self._set.difference_update(old)
+            self._count -= len(old)
 
 
 @dataclass

@@ -32,7 +32,6 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -51,6 +50,7 @@ from ledgerlake.engine.raw import RawArchive
 from ledgerlake.engine.rows import (
     BATCH_FIELDS,
     LedgerBatch,
+    RecentIds,
     RowsError,
     decimals,
     order_violation,
@@ -134,25 +134,6 @@ def resolve_rate_limit(venue: Venue, options: ExtractOptions, credentials: Venue
             float(chosen["units"]), float(chosen["per_seconds"]), str(chosen.get("scope", venue.rate_limit.scope))
         )
     raise ValueError(f"rate_limit {chosen!r} is not understood")
-
-
-class _RecentIds:
-    """Ids of the last `size` rows: enough to drop rows repeated by offsets shifting while paging, with
-    memory that does not grow with the interval."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._order: deque[str] = deque()
-        self._set: set[str] = set()
-
-    def seen(self, key: str) -> bool:
-        if key in self._set:
-            return True
-        self._order.append(key)
-        self._set.add(key)
-        if len(self._order) > self.size:
-            self._set.discard(self._order.popleft())
-        return False
 
 
 class _Fetcher:
@@ -250,7 +231,7 @@ class _Lane:
     window: Window  # this lane's part of the venue window
     fetcher: _Fetcher
     window_us: tuple[int, int]  # the whole venue window: only rows outside it count as outside the interval
-    recent: _RecentIds | None
+    recent: RecentIds | None
     cols: LedgerColumns = field(default_factory=LedgerColumns)
     uris: list[str] = field(default_factory=list)
     pages: list[tuple[int, list[dict[str, Any]], str]] = field(default_factory=list)
@@ -296,7 +277,7 @@ class Extraction:
         if venue_name not in VENUE_CLASSES:
             raise ValueError(f"unknown venue {venue_name!r}; known: {', '.join(VENUE_CLASSES)}")
         self.venue = VENUE_CLASSES[venue_name](account, credentials, options.page_size)
-        layout = self.venue.arrow_layout if options.arrow_pages and not self.venue.dedup_by_entry_id else None
+        layout = self.venue.arrow_layout if options.arrow_pages else None
         self._page_reader = ArrowPageReader(layout) if layout is not None else None
         self.venue.defer_exact_decimals = self._page_reader is not None
         self.credentials = credentials
@@ -554,7 +535,7 @@ class Extraction:
                             lane_venue, http, part, self.clock, self._venue_answered, wait_for_answer=position > 0
                         ),
                         window_us,
-                        _RecentIds(max(20 * venue.page_size, 20_000)) if venue.dedup_by_entry_id else None,
+                        RecentIds(max(20 * venue.page_size, 20_000)) if venue.dedup_by_entry_id else None,
                     )
                     every_lane.append(lane)
                     active.append(lane)
@@ -633,7 +614,7 @@ class Extraction:
         for name in LedgerColumns.__dataclass_fields__:
             del getattr(cols, name)[n:]
 
-    def _dedup(self, cols: LedgerColumns, before: int, recent: _RecentIds) -> None:
+    def _dedup(self, cols: LedgerColumns, before: int, recent: RecentIds) -> None:
         ids = cols.entry_id
         dup = [i for i in range(before, len(ids)) if recent.seen(ids[i])]
         if dup:
@@ -663,7 +644,9 @@ class Extraction:
         batch: LedgerBatch | None = None
         if lane.held:
             assert self._page_reader is not None
-            batch = arrow_batch(venue, self._page_reader, lane.held, lane.start_us, lane.end_us, lane.window_us)
+            batch = arrow_batch(
+                venue, self._page_reader, lane.held, lane.start_us, lane.end_us, lane.window_us, lane.recent
+            )
             if batch is None:
                 self.summary.batches_from_records += 1
                 for p in lane.held:
