@@ -18,7 +18,7 @@ STAGES = (
         "fetch+parse (sign, HTTP, JSON, paging; per fetcher thread)",
         ("rate_limit_wait", "request", "parse"),
     ),
-    ("normalize", "normalize (columns, casts, details, order, entry_seq)", ("normalize", "spill")),
+    ("normalize", "normalize (pages to Arrow, casts, details, order, entry_seq)", ("normalize", "spill")),
     ("write Parquet to S3", "write Parquet to S3 (Parquet thread, upload wait)", ("write_parquet", "upload_wait")),
     ("raw archive", "raw archive (pages to S3)", ("raw_archive",)),
 )

@@ -22,7 +22,7 @@ STAGES = (
     "parse",  # JSON -> Python, envelope checks, paging
     "wait_for_pages",
     "raw_archive",
-    "normalize",  # records -> typed Arrow batches: columns, casts, details, order, entry_seq
+    "normalize",  # pages (or records) -> typed Arrow batches: columns, casts, details, order, entry_seq
     "spill",  # newest-first venues: batches to the local spill file, read back last to first
     "wait_for_parquet",  # the Parquet thread is behind
     "write_parquet",  # on the Parquet thread: encoding, files rolled, uploads queued
