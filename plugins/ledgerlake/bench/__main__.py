@@ -83,15 +83,35 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def machine_reference() -> dict[str, float]:
+    """How fast this machine is right now, to compare figures between runs and machines: the seconds of a
+    fixed pure-Python loop (the pipeline is mostly bound by one core's Python) and of writing 64 MiB of memory
+    never touched before (page faults: on a VM that hands memory back to its host they cost 10-50 times more,
+    seen here at 1.4 s for 256 MiB)."""
+    t = time.perf_counter()
+    total = 0
+    for i in range(3_000_000):
+        total += i
+    loop = time.perf_counter() - t
+    t = time.perf_counter()
+    fresh = bytearray(64 << 20)  # zero pages, touched below one per 4 KiB
+    for offset in range(0, len(fresh), 4096):
+        fresh[offset] = 1
+    touch = time.perf_counter() - t
+    del fresh
+    return {"python_loop_s": round(loop, 3), "fresh_64mib_s": round(touch, 3)}
+
+
 class _Timed:
-    """Records when a section ran, how long it took and the machine's load meanwhile (an --only run keeps
-    the other sections' records)."""
+    """Records when a section ran, how long it took, the machine's load meanwhile and its speed at the start
+    (an --only run keeps the other sections' records)."""
 
     def __init__(self, results: dict[str, Any], section: str) -> None:
         self.record = results.setdefault("section_meta", {})
         self.section = section
 
     def __enter__(self) -> None:
+        self.reference = machine_reference()
         self.started, self.load = time.monotonic(), os.getloadavg()
 
     def __exit__(self, *exc: object) -> None:
@@ -100,6 +120,7 @@ class _Timed:
             "seconds": round(time.monotonic() - self.started, 1),
             "load_start": [round(x, 2) for x in self.load],
             "load_end": [round(x, 2) for x in os.getloadavg()],
+            "machine_reference": self.reference,
         }
 
 

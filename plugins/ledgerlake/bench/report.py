@@ -454,11 +454,21 @@ def markdown(results: dict[str, Any]) -> str:
             parts += [
                 "",
                 f"_This section: measured {when['finished_at']} in {when['seconds']:.0f} s; load average "
-                f"{when['load_start'][0]} at its start, {when['load_end'][0]} at its end._",
+                f"{when['load_start'][0]} at its start, {when['load_end'][0]} at its end{_reference(when)}._",
             ]
     for section, error in results.get("errors", {}).items():
         parts += ["", f"## {section}: FAILED", "", "```", error, "```"]
     return "\n".join(parts) + "\n"
+
+
+def _reference(when: dict[str, Any]) -> str:
+    ref = when.get("machine_reference")
+    if not ref:
+        return ""
+    return (
+        f"; machine speed at its start (bench.machine_reference): a fixed Python loop {ref['python_loop_s']:.3f} s, "
+        f"64 MiB of fresh memory {ref['fresh_64mib_s']:.3f} s"
+    )
 
 
 def chart(results: dict[str, Any], path: Path) -> None:
