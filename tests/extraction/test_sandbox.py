@@ -287,6 +287,33 @@ def _run_via(sb: Sandbox, lake: Lake, venue: str, url: str) -> ExtractSummary:
                    options=options())  # fmt: skip
 
 
+def test_a_page_outside_the_arrow_layout_is_read_from_its_records(
+    sandbox: Sandbox, lake: Lake, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A venue adding a field (or a type) the layout does not declare costs speed, never a row or a field."""
+    calls = {"n": 0}
+
+    def rewrite(body: bytes) -> bytes:
+        calls["n"] += 1
+        return body.replace(b'"remark":', b'"new_field":[1,{"a":null}],"remark":', 1) if calls["n"] == 2 else body
+
+    with (
+        caplog.at_level(logging.INFO, "ledgerlake.engine"),
+        rewriting_proxy(sandbox.base_url("exchangehubx"), rewrite) as url,
+    ):
+        summary = _run_via(sandbox, lake, "exchangehubx", url)
+    assert summary.batches_from_records == 1
+    assert "do not fit exchangehubx's Arrow layout" in caplog.text
+    got = without_run_columns(read_dataset(lake, summary.manifest_key, "ledger")).sort_by("entry_seq")
+    want = sandbox.truth("exchangehubx", summary.account, TWO_DAYS)
+    got = got.select(want.column_names).cast(want.schema)
+    details = [json.loads(d) for d in got.column("details").to_pylist()]
+    assert [d.pop("new_field") for d in details if "new_field" in d] == [[1, {"a": None}]]
+    assert details == [json.loads(d) for d in want.column("details").to_pylist()]
+    for name in set(want.column_names) - {"details"}:
+        assert got.column(name).to_pylist() == want.column(name).to_pylist(), name
+
+
 def test_an_unknown_type_code_is_kept_as_other_and_reported(sandbox: Sandbox, lake: Lake) -> None:
     calls = {"n": 0}
 

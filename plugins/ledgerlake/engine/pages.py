@@ -61,6 +61,10 @@ class ArrowPageReader:
         self.schema = pa.schema(list(_nest(fields)))
         self.wrap = not layout.records_path
         self.parse_options = pj.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="error")
+        self.refusal = ""  # why the last batch was refused, for the log
+
+    def refuse(self, why: str) -> None:
+        self.refusal = why
 
     def read(self, bodies: list[bytes], counts: list[int]) -> pa.StructArray | None:
         """The records of the pages, in page order, or None if a page is not of the layout or the reader's
@@ -77,19 +81,26 @@ class ArrowPageReader:
                 read_options=pj.ReadOptions(block_size=block),
                 parse_options=self.parse_options,
             )
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            self.refuse(f"Arrow's JSON reader: {str(exc)[:200]}")
             return None
         if table.num_rows != len(bodies):
+            self.refuse(f"{table.num_rows} pages read of {len(bodies)}")
             return None
         column: pa.Array = table.column(self.path[0]).combine_chunks()
         for name in self.path[1:]:
             if column.null_count:
+                self.refuse(f"{name}'s parent is null")
                 return None
             column = column.field(name)
         if column.null_count or pc.list_value_length(column).to_pylist() != counts:
+            self.refuse("the records per page differ from the parsed pages'")
             return None
         records: pa.StructArray = pc.list_flatten(column)
-        return None if records.null_count else records
+        if records.null_count:
+            self.refuse("a record is null")
+            return None
+        return records
 
 
 def arrow_batch(
@@ -115,8 +126,10 @@ def arrow_batch(
     fields = {len(reader.layout.fields)}
     try:
         if any(set(map(len, p.records)) != fields for p in pages):
+            reader.refuse("a record lacks a field of the layout")
             return None
     except TypeError:  # a record that is not an object
+        reader.refuse("a record is not an object")
         return None
     uris = pa.array([p.uri for p in pages], pa.string()).take(pa.array(np.repeat(np.arange(len(pages)), counts)))
     try:
@@ -125,10 +138,12 @@ def arrow_batch(
         if recent is not None:
             ids = columns["entry_id"].to_pylist()
             if recent.any_seen(ids):
+                reader.refuse("a row repeats a recent one")
                 return None
         details = arrow_details(records, venue.mapped_keys, lambda: [r for p in pages for r in p.records])
         batch = ledger_batch(venue, columns, details, uris, start_us, end_us, window_us)
-    except (RowsError, TypeError, ValueError, pa.ArrowException):
+    except (RowsError, TypeError, ValueError, pa.ArrowException) as exc:
+        reader.refuse(f"{type(exc).__name__}: {str(exc)[:200]}")
         return None
     if recent is not None:
         recent.add_all(ids)

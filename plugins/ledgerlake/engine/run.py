@@ -648,6 +648,15 @@ class Extraction:
                 venue, self._page_reader, lane.held, lane.start_us, lane.end_us, lane.window_us, lane.recent
             )
             if batch is None:
+                if not self.summary.batches_from_records:
+                    log.info(
+                        "%s: pages %d-%d do not fit %s's Arrow layout (%s): read from their records, as any such batch",
+                        self.context,
+                        lane.held[0].page_no,
+                        lane.held[-1].page_no,
+                        venue.name,
+                        self.redact(self._page_reader.refusal),
+                    )
                 self.summary.batches_from_records += 1
                 for p in lane.held:
                     self._append_page(lane, p.page_no, venue.exact_records(p.body, p.payload, p.records), p.uri)
