@@ -37,7 +37,8 @@ class RawArchive:
         self.lake, self.uploader, self.redact = lake, uploader, redact
         self.venue, self.account, self.interval = venue, account, interval
         self.pages_per_object = max(1, pages_per_object)
-        self._parts: list[bytes] = []
+        self._parts: list[bytes] = []  # the object's text in pieces, pages separated as `,\n`
+        self._pages = 0
         self._bytes = 0
         self._records = 0
         self._key: str | None = None
@@ -48,20 +49,23 @@ class RawArchive:
         if self._key is None:
             self._key = raw_page_key(self.venue, self.account, self.interval, page_no)
         head = orjson.dumps({"page": page_no, "request": request_meta, "status": status})
-        self._parts.append(head[:-1] + b',"body":' + (body.strip() or b"null") + b"}")
-        self._bytes += len(self._parts[-1])
+        # Pieces joined once per object: concatenating each page first copied its body twice more.
+        body = body.strip() or b"null"
+        self._parts += (b",\n" if self._parts else b"", head[:-1], b',"body":', body, b"}")
+        self._bytes += len(head) + len(body) + 8  # the page's text, as before: objects end where they did
         self._records += records
         uri = self.lake.uri(self._key)
-        if len(self._parts) >= self.pages_per_object or self._bytes >= OBJECT_BYTES:
+        self._pages += 1
+        if self._pages >= self.pages_per_object or self._bytes >= OBJECT_BYTES:
             self.flush()
         return uri
 
     def flush(self) -> None:
         if self._key is None:
             return
-        data = self.redact.scrub_bytes(b'{"pages":[' + b",\n".join(self._parts) + b"]}")
+        data = self.redact.scrub_bytes(b"".join([b'{"pages":[', *self._parts, b"]}"]))
         key, records, lake = self._key, self._records, self.lake
-        self._parts, self._bytes, self._records, self._key = [], 0, 0, None
+        self._parts, self._bytes, self._records, self._key, self._pages = [], 0, 0, None, 0
         self.objects += 1
 
         def put() -> ManifestFile:
