@@ -1,10 +1,12 @@
 """Rate limits switched on, on both sides: requests per second achieved against each venue's allowance, and
 the over-limit answers received.
 
-The five venues run at once (each on its own thread, limits are per venue), each on an interval sized to
-keep it paging for about `seconds`. Every attempt's send time is recorded by wrapping Venue.sign; every
-answer the venue classifies as not ok (HTTP 429, Binance's 418, SunX's over-limit body with HTTP 200) is
-counted by wrapping Venue.check, and the sandbox's own 429/418 counters are read as a second opinion.
+The five venues run at once, each in a process of its own as Airflow runs each task (limits are per venue;
+on threads of one process they would share one GIL, and a slow machine would measure its CPU, not the
+limiter), each on an interval sized to keep it paging for about `seconds`. Every attempt's send time is
+recorded by wrapping Venue.sign; every answer the venue classifies as not ok (HTTP 429, Binance's 418, SunX's
+over-limit body with HTTP 200) is counted by wrapping Venue.check, and the sandbox's own 429/418 counters are
+read as a second opinion.
 
 Fair measure: the venues count rolling (Pacifica, exchangeHubX, Coinbase) or fixed (SunX, Binance) windows
 of W seconds. From the first request t0, the most any client may send in [t0, t0 + k*W) is k times the
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import multiprocessing
 import threading
 import time
 from collections import defaultdict
@@ -115,16 +118,40 @@ def _recording(venues: list[str]) -> Iterator[_Recorder]:
                 del cls.check
 
 
+def _one_venue(job: tuple[Any, ...]) -> dict[str, Any]:
+    """One venue's extraction with its documented limit, in a process of its own: its requests' send times
+    (time.monotonic, one clock for every process of the machine) and the over-limit answers it classified."""
+    from ledgerlake.engine import ExtractOptions, extract
+    from ledgerlake.lake import Lake
+
+    venue, account, credentials, interval, lake_settings, now = job
+    out: dict[str, Any] = {"sent": [], "refused": 0}
+    with _recording([venue]) as rec:
+        try:
+            # rate_limit None: the venue's documented limit
+            summary = extract(
+                venue, account, credentials, interval, Lake(lake_settings), options=ExtractOptions(now=now)
+            )
+            out["rate_limit_wait_s"] = summary.rate_limit_wait_s
+        except Exception as exc:
+            out["error"] = f"{type(exc).__name__}: {exc}"[:400]
+    out["sent"], out["refused"] = rec.sent.get(venue, []), rec.refused.get(venue, 0)
+    return out
+
+
 def plan(entries_per_day: int, seconds: float, end: datetime) -> dict[str, Interval]:
     """Intervals (ending at `end`, the sandbox's newest data) that keep each venue paging ~`seconds`."""
+    from ledgerlake.venues import VENUE_CLASSES
+
     a = allowances()
-    page = 100
     out: dict[str, Interval] = {}
     for venue in ("exchangehubx", "coinbase", "sunx"):
         requests = a[venue].requests_per_window / a[venue].window_s * seconds
+        page = VENUE_CLASSES[venue].default_page_size  # Coinbase: 1000 a page
         out[venue] = Interval(end - timedelta(seconds=86_400 * requests * page / entries_per_day), end)
     # one full window then a few requests into the next one (the boundary is where a client gets a 429)
     pacifica_requests = a["pacifica"].usable_per_window + (6 if seconds >= 20 else -3)
+    page = VENUE_CLASSES["pacifica"].default_page_size
     out["pacifica"] = Interval(end - timedelta(seconds=86_400 * pacifica_requests * page / entries_per_day), end)
     # one day = one request per snapshot type (3): two in the first minute, the third in the next one
     out["binance"] = Interval(end - timedelta(days=1), end)
@@ -134,8 +161,6 @@ def plan(entries_per_day: int, seconds: float, end: datetime) -> dict[str, Inter
 def run(
     sandbox: SandboxProcess, moto: MotoProcess, entries_per_day: int, seconds: float, end: datetime, now: datetime
 ) -> dict[str, Any]:
-    from ledgerlake.engine import ExtractOptions, extract
-
     intervals = plan(entries_per_day, seconds, end)
     if seconds < 20:  # quick: Binance's and Pacifica's windows take a minute; measure the first window only
         intervals.pop("binance")
@@ -146,29 +171,17 @@ def run(
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
 
-    def one(venue: str) -> None:
-        index = 0
-        try:
-            started = time.monotonic()
-            s = extract(
-                venue,
-                sandbox.account(venue, index),
-                sandbox.credentials(venue, index),
-                intervals[venue],
-                lake,
-                options=ExtractOptions(now=now),  # rate_limit None: the venue's documented limit
-            )
-            results[venue] = {"summary": s, "ended": time.monotonic(), "started": started}
-        except Exception as exc:
-            errors[venue] = f"{type(exc).__name__}: {exc}"[:400]
-
+    jobs = {v: (v, sandbox.account(v, 0), sandbox.credentials(v, 0), intervals[v], lake.settings, now) for v in venues}
+    rec = _Recorder()
     try:
-        with _recording(venues) as rec:
-            threads = [threading.Thread(target=one, args=(v,)) for v in venues]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(len(venues)) as pool:
+            for venue, answer in zip(venues, pool.map(_one_venue, jobs.values()), strict=True):
+                rec.sent[venue], rec.refused[venue] = answer["sent"], answer["refused"]
+                if answer.get("error"):
+                    errors[venue] = answer["error"]
+                else:
+                    results[venue] = answer
     finally:
         sandbox.set_rate_limits("off")
     after = sandbox.stats()
@@ -206,7 +219,7 @@ def run(
                     "requests_per_s": round(achieved, 3),
                     "allowance_per_s": round(allowance.requests_per_window / allowance.window_s, 3),
                     "pct_of_allowance": round(100 * achieved / usable, 1),
-                    "rate_limit_wait_s": results[venue]["summary"].rate_limit_wait_s if venue in results else None,
+                    "rate_limit_wait_s": results[venue]["rate_limit_wait_s"] if venue in results else None,
                 }
             )
             if allowance.usable_per_window != allowance.requests_per_window:

@@ -316,8 +316,9 @@ def ratelimits_md(r: dict[str, Any]) -> str:
                 rows,
             ),
             "",
-            "All venues at once, each on its own thread. Achieved = requests sent in the whole windows the run "
-            "covered, counted from its first request (the most a venue admits there is the windows' allowance), "
+            "All venues at once, each in a process of its own (as Airflow runs tasks). Achieved = requests sent in "
+            "the whole windows the run covered, counted from its first request (the most a venue admits there is "
+            "the windows' allowance), "
             "divided by their length; usable allowance = whole requests per window (Binance: 6000 weight / 2400 "
             "per request = 2 per minute, 80% of the weight budget is the most any client can use). Runs go on "
             "past their last whole window so that a burst at a window boundary would show as a 429. Over-limit "
