@@ -86,8 +86,9 @@ def _cpu_model() -> str:
 def machine_reference() -> dict[str, float]:
     """How fast this machine is right now, to compare figures between runs and machines: the seconds of a fixed
     pure-Python loop, of parsing a fixed 27 MB of ledger-like JSON into Python objects (allocation-heavy, as
-    the pipeline is), and of writing 64 MiB of memory never touched before (page faults). On the VM of these
-    figures, the second moved by 2x within one session while the first hardly did."""
+    the pipeline is), and of writing 64 MiB of memory never touched before (page faults). A yardstick, not a
+    correction: on the VM of these figures it read about the same before two throughput runs whose rows/s
+    differed by 1.7x, so compare ratios within a run and CPU seconds first."""
     import orjson
 
     t = time.perf_counter()
