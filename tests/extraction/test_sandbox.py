@@ -210,6 +210,20 @@ def test_client_side_limits_keep_the_venue_from_answering_429(
     assert summary.requests >= 3 and summary.rate_limit_wait_s > 0
 
 
+def test_coinbase_documented_limit_counted_at_send_meets_no_429(
+    sandbox_factory: Callable[..., Sandbox], lake: Lake
+) -> None:
+    """The venue's own limit (15/s, bursts to 30), counted from each request's send time, against the sandbox's
+    independent reading of it (a token bucket at arrival): paced by the limiter, never answered 429."""
+    sb = sandbox_factory(rate_limits="documented", days=1, entries_per_day=2_000)
+    interval = Interval.parse("2026-11-19", "2026-11-20")
+    # rate_limit None: the venue's documented limit; 50 requests, the first second's 15 and more
+    summary = run(sb, lake, "coinbase", interval, page_size=40, rate_limit=None)
+    stats = sb.stats()["coinbase"]
+    assert stats["429s"] == 0, stats
+    assert summary.requests >= 45 and summary.rate_limit_wait_s > 0
+
+
 @pytest.mark.parametrize("venue", [*LEDGER_VENUES, "binance"])
 def test_bad_credentials_fail_at_once_with_the_venue_message(sandbox: Sandbox, lake: Lake, venue: str) -> None:
     wrong = {"api_key": "not-a-known-key-000"} if venue == "pacifica" else {"api_secret": "d3Jvbmctc2VjcmV0LXZhbHVl"}

@@ -6,6 +6,13 @@ window, which a rolling counter refuses. The log lets exactly L units through an
 Each request is logged at the moment its answer arrives (`settle`), which is no earlier than the venue
 counted it, so network latency can never make requests look further apart to us than to the venue. That
 also keeps fixed-window counters (Binance's minute, SunX's 3 s) within their budget.
+
+Where the venue documents a burst above its rate (Coinbase: 15/s, bursts to 30), requests are logged when
+they are sent instead, with no margin. The venue's bucket then always holds the burst's slack in reserve:
+if no W seconds of our sends hold more than L, no T seconds of the venue's arrivals hold more than
+L + (T + J) * L / W when the network delays them unevenly by up to J, which its bucket lets through while
+J <= (burst - L) * W / L (one second for Coinbase). Counting from the answer would cost every slot the
+answer's time: a 1000-entry page's latency, and any wait for the GIL before the answer is seen.
 """
 
 from __future__ import annotations
@@ -16,12 +23,25 @@ from collections import deque
 
 from ledgerlake.venues.base import RateLimit
 
+# Counting requests from their send time needs the venue's burst to absorb uneven network delays of at least
+# this much (see above); a smaller burst is treated as no burst.
+MIN_JITTER_ALLOWANCE_S = 0.25
+
+
+def counts_at_send(limit: RateLimit) -> bool:
+    """True when the venue's documented burst leaves slack enough to count requests when they are sent."""
+    if limit.burst is None or limit.units <= 0:
+        return False
+    return (limit.burst - limit.units) * limit.per_seconds / limit.units >= MIN_JITTER_ALLOWANCE_S
+
 
 class SlidingWindowLimiter:
     def __init__(self, limit: RateLimit, margin_s: float = 0.05) -> None:
         self.limit = limit
         self.units = float(limit.units)
-        self.window = float(limit.per_seconds) + margin_s  # margin: the venue's clock sees requests later
+        self.at_send = counts_at_send(limit)
+        # margin: the venue's clock may see requests later than our log; a burst's slack covers that already
+        self.window = float(limit.per_seconds) + (0.0 if self.at_send else margin_s)
         self._log: deque[list[float]] = deque()  # [time, cost]
         self._used = 0.0
         self._lock = threading.Lock()
@@ -57,7 +77,10 @@ class SlidingWindowLimiter:
             waited += pause
 
     def settle(self, ticket: list[float]) -> None:
-        """The answer arrived: count the request from now, the latest moment the venue can have seen it."""
+        """The answer arrived: count the request from now, the latest moment the venue can have seen it
+        (unless requests count from their send time: see the module's docstring)."""
+        if self.at_send:
+            return
         with self._lock:
             ticket[0] = max(ticket[0], time.monotonic())
 

@@ -128,10 +128,14 @@ def resolve_rate_limit(venue: Venue, options: ExtractOptions, credentials: Venue
     if isinstance(chosen, str):
         if chosen.lower() in ("off", "none", "false"):
             return None
-        raise ValueError(f"rate_limit {chosen!r}: use 'off' or {{'units': N, 'per_seconds': S}}")
+        raise ValueError(f"rate_limit {chosen!r}: use 'off' or {{'units': N, 'per_seconds': S[, 'burst': B]}}")
     if isinstance(chosen, dict):
+        burst = chosen.get("burst")
         return RateLimit(
-            float(chosen["units"]), float(chosen["per_seconds"]), str(chosen.get("scope", venue.rate_limit.scope))
+            float(chosen["units"]),
+            float(chosen["per_seconds"]),
+            str(chosen.get("scope", venue.rate_limit.scope)),
+            float(burst) if burst is not None else None,
         )
     raise ValueError(f"rate_limit {chosen!r} is not understood")
 
@@ -340,6 +344,9 @@ class Extraction:
             self.limit or "off",
             self.venue.page_size,
         )
+        # pyarrow imports pandas, if installed, on its first array made from Python objects: 1.4-1.9 s here. Paid
+        # mid-run it stalls the fetchers, with the rate limit's slots going unused; paid here, nothing waits.
+        pa.array([0])
         tmp = tempfile.mkdtemp(prefix="ledgerlake-", dir=self.options.tmpdir)
         self.uploader = Uploader()
         self.raw = RawArchive(

@@ -71,7 +71,7 @@ def client_rate_limits(spec: Any) -> dict[str, Any]:
         return {venue: "off" for venue in VENUES}
     return {
         "binance": {"units": spec.binance_weight_budget, "per_seconds": spec.binance_window_s},
-        "coinbase": {"units": spec.coinbase_rate, "per_seconds": 1},
+        "coinbase": {"units": spec.coinbase_rate, "per_seconds": 1, "burst": spec.coinbase_burst},
         "pacifica": {"units": spec.pacifica_credits, "per_seconds": spec.pacifica_window_s},
         "sunx": {"units": spec.sunx_reads, "per_seconds": spec.sunx_window_s},
         "exchangehubx": {"units": spec.exchangehubx_rate, "per_seconds": 1},

@@ -44,14 +44,17 @@ class VenueCredentials:
 @dataclass(frozen=True)
 class RateLimit:
     """`units` of request cost per rolling `per_seconds`, counted per `scope` ("ip": the venue's host,
-    "key": the API key / profile / UID)."""
+    "key": the API key / profile / UID). `burst`: what the venue documents letting through at once above its
+    rate (a token bucket's capacity: Coinbase's "bursts to 30"); None where nothing is documented."""
 
     units: float
     per_seconds: float
     scope: str = "key"
+    burst: float | None = None
 
     def __str__(self) -> str:
-        return f"{self.units:g} per {self.per_seconds:g} s per {self.scope}"
+        burst = f" (bursts to {self.burst:g})" if self.burst is not None else ""
+        return f"{self.units:g} per {self.per_seconds:g} s per {self.scope}{burst}"
 
 
 @dataclass

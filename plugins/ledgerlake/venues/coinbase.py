@@ -81,7 +81,7 @@ class Coinbase(Venue):
     name = "coinbase"
     time_filtered = True
     newest_first = True
-    rate_limit = RateLimit(15, 1, scope="key")  # private endpoints: 15 requests/s per profile (bursts to 30)
+    rate_limit = RateLimit(15, 1, scope="key", burst=30)  # private endpoints: 15 requests/s per profile, bursts to 30
     entry_types: ClassVar[dict[str, str]] = ENTRY_TYPES
     mapped_keys: ClassVar[frozenset[str]] = MAPPED_KEYS
     bare_decimal_keys = ("amount", "balance")
