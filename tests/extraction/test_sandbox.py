@@ -297,8 +297,10 @@ def rewriting_proxy(target: str, rewrite: Callable[[bytes], bytes]) -> Iterator[
 
 
 def _run_via(sb: Sandbox, lake: Lake, venue: str, url: str) -> ExtractSummary:
+    """One lane: the proxy's "second page" is then one page, not whichever of two lanes' pages came second (the
+    later lane's first page may open with entries outside the interval, which are dropped: seen flaky)."""
     return extract(venue, account_config(sb, venue), credentials(sb, venue, base_url=url), TWO_DAYS, lake,
-                   options=options())  # fmt: skip
+                   options=options(fetch_lanes=1))  # fmt: skip
 
 
 def test_a_page_outside_the_arrow_layout_is_read_from_its_records(
