@@ -1,6 +1,6 @@
 """One extraction: (venue, account, interval) -> raw pages, Parquet rows and, last, the manifest.
 
-What happens to a page, in order. On a fetcher thread, a few pages ahead: the rate limiter lets the request
+What happens to a page, in order. On a fetcher thread, up to PREFETCH_RECORDS ahead: the rate limiter lets the request
 go; the venue signs it; engine.client sends it (retries in engine.http); the venue parses it and checks the
 envelope; the paginator makes the next request. On the run's own thread: the body goes to the raw archive
 as received; the venue appends the records' values to column lists; every `batch_rows` rows the lists
