@@ -534,7 +534,7 @@ class Extraction:
         try:
             for window in venue.windows(self.interval):
                 window_us = (window.interval.start_ms * 1000, window.interval.end_ms * 1000)
-                parts = list(lane_windows(window, lanes_per_window))
+                parts = lane_windows(window, lanes_per_window)
                 for position, part in enumerate(parts):
                     if position == len(fetching):
                         more = VENUE_CLASSES[venue.name](self.account, self.credentials, self.options.page_size)
