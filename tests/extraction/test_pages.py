@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from ledgerlake.config import AccountConfig
-from ledgerlake.engine.pages import ArrowPageReader, arrow_batch
+from ledgerlake.engine.pages import ArrowPageReader, PageSkimmer, arrow_batch
 from ledgerlake.engine.rows import RecentIds, RowsError, records_batch
 from ledgerlake.venues import VENUE_CLASSES
 from ledgerlake.venues.base import LedgerColumns, Venue, VenueCredentials
@@ -148,8 +148,29 @@ def _pages(rng: random.Random, venue: str) -> list[bytes]:
 
 
 class _Page:
-    def __init__(self, body: bytes, payload: Any, records: list[Any], uri: str) -> None:
-        self.body, self.payload, self.records, self.uri = body, payload, records, uri
+    def __init__(self, body: bytes, payload: Any, records: list[Any], uri: str, skimmed: bool = False) -> None:
+        self.body, self.payload, self.records, self.uri, self.skimmed = body, payload, records, uri, skimmed
+
+
+def _envelope(payload: Any, path: tuple[str, ...]) -> Any:
+    """The payload with its list of records left out (a copy along the path)."""
+    if not path or not isinstance(payload, dict):
+        return None
+    return {k: (None if len(path) == 1 else _envelope(v, path[1:])) if k == path[0] else v for k, v in payload.items()}
+
+
+def _skimmed_page(venue: Venue, skimmer: PageSkimmer, page: _Page) -> _Page:
+    """The page as the fetcher skims it, checked against its full parse; the full parse if it is not skimmed."""
+    assert venue.arrow_layout is not None
+    light = skimmer.skim(page.body)
+    if light is None:
+        return page
+    stand_ins, width = venue.records(light), len(venue.arrow_layout.fields)
+    # Skimmed only if every record is an object of the layout's width; the envelope is the full parse's.
+    assert all(isinstance(r, dict) and len(r) == width for r in page.records), page.body[:300]
+    assert _envelope(light, venue.arrow_layout.records_path) == _envelope(page.payload, venue.arrow_layout.records_path)
+    assert stand_ins == [{f: r[f] for f in venue.paging_fields} for r in page.records]
+    return _Page(page.body, light, stand_ins, page.uri, skimmed=True)
 
 
 def _venue(name: str) -> Venue:
@@ -181,7 +202,8 @@ def test_the_fast_path_gives_the_usual_batch_or_refuses(name: str) -> None:
     venue.defer_exact_decimals = True  # as the engine sets it when it reads pages into Arrow
     assert venue.arrow_layout is not None
     reader = ArrowPageReader(venue.arrow_layout)
-    fast = refused = 0
+    skimmer = PageSkimmer(venue.arrow_layout, venue.paging_fields) if PageSkimmer.takes(venue.arrow_layout) else None
+    fast = refused = skimmed = 0
     for case in range(300):
         bodies = _pages(rng, name)
         pages = []
@@ -192,6 +214,12 @@ def test_the_fast_path_gives_the_usual_batch_or_refuses(name: str) -> None:
         usual = _usual(venue, pages, RecentIds(10_000) if dedup else None)
         recent = RecentIds(10_000) if dedup else None
         batch = arrow_batch(venue, reader, pages, 0, 2**62, recent=recent)
+        if skimmer is not None:  # the same pages as the fetcher skims them: the same batch, or refused alike
+            light = [_skimmed_page(venue, skimmer, p) for p in pages]
+            skimmed += sum(p.skimmed for p in light)
+            again = arrow_batch(venue, reader, light, 0, 2**62, recent=RecentIds(10_000) if dedup else None)
+            assert (again is None) == (batch is None), f"case {case}: skimming changed whether the batch fits"
+            assert again is None or (batch is not None and again.table.equals(batch.table)), f"case {case}"
         if batch is None:
             refused += 1
             continue
@@ -203,8 +231,9 @@ def test_the_fast_path_gives_the_usual_batch_or_refuses(name: str) -> None:
         assert batch.unknown_codes == usual.unknown_codes and batch.outside == usual.outside
         assert (batch.occurred_us == usual.occurred_us).all()
         assert (batch.tie is None) == (usual.tie is None) and (batch.tie is None or (batch.tie == usual.tie).all())
-    # Both ways are exercised: most cases fit the layout, and the odd ones are refused.
+    # Both ways are exercised: most cases fit the layout, and the odd ones are refused; most pages are skimmed.
     assert fast > 100 and refused > 20, (fast, refused)
+    assert skimmer is None or skimmed > 300, skimmed
 
 
 def test_bare_decimals_are_read_exactly_by_both_ways() -> None:

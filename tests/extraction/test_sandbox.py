@@ -163,6 +163,8 @@ def test_pages_read_straight_into_arrow_write_the_rows_of_the_usual_way(
         table = read_dataset(lake, summary.manifest_key, "ledger").drop(["ingested_at"])
         seen.append((table.sort_by("entry_seq"), summary.rows, summary.outside_interval, summary.unknown_codes))
         assert summary.batches_from_records == 0
+        # The fetchers skim every page (no dict per record) where the layout has no nested field: all but Coinbase.
+        assert summary.pages_skimmed == (summary.pages if arrow and venue != "coinbase" else 0)
     assert seen[0][0].num_rows > 0
     assert seen[0][0].equals(seen[1][0]), "the fast path wrote other rows"
     assert seen[0][1:] == seen[1][1:]
@@ -319,6 +321,8 @@ def test_a_page_outside_the_arrow_layout_is_read_from_its_records(
     ):
         summary = _run_via(sandbox, lake, "exchangehubx", url)
     assert summary.batches_from_records == 1
+    # The other pages of that batch were skimmed: the usual way parsed them in full again.
+    assert summary.pages_skimmed == summary.pages - 1
     assert "do not fit exchangehubx's Arrow layout" in caplog.text
     got = without_run_columns(read_dataset(lake, summary.manifest_key, "ledger")).sort_by("entry_seq")
     want = sandbox.truth("exchangehubx", summary.account, TWO_DAYS)

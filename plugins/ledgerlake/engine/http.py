@@ -14,6 +14,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -35,6 +36,7 @@ class Page:
     body: bytes  # as received
     payload: Any  # parsed JSON
     headers: dict[str, str]
+    skimmed: bool = False  # payload from VenueHttp's `skim`: its records are stand-ins (engine.pages.PageSkimmer)
 
 
 @dataclass
@@ -124,8 +126,11 @@ class VenueHttp:
         backoff_max_s: float,
         max_retry_after_s: float,
         clock: StageClock | None = None,
+        skim: Callable[[bytes], Any] | None = None,
     ) -> None:
+        """`skim`: a cheaper parse of a 200 answer's body (None when the body is not of the usual shape)."""
         self.venue = venue
+        self.skim = skim
         self.limiter = limiter
         self.redact = redact
         self.context = context  # "venue account interval" for messages
@@ -181,14 +186,17 @@ class VenueHttp:
                         self.limiter.observe_used(float(headers["x-mbx-used-weight-1m"]))
                 body = resp.body
                 with self.clock("parse"):
-                    try:
-                        payload = self.venue.parse(body)
-                        parsed = True
-                    except ValueError:  # orjson.JSONDecodeError is a ValueError
-                        payload, parsed = body[:300].decode("utf-8", "replace"), False
+                    payload = self.skim(body) if self.skim is not None and resp.status == 200 else None
+                    skimmed = parsed = payload is not None
+                    if not skimmed:
+                        try:
+                            payload = self.venue.parse(body)
+                            parsed = True
+                        except ValueError:  # orjson.JSONDecodeError is a ValueError
+                            payload, parsed = body[:300].decode("utf-8", "replace"), False
                     reply = self.venue.check(resp.status, payload, headers)
                 if reply.kind == "ok" and parsed:
-                    return Page(resp.status, body, payload, headers)
+                    return Page(resp.status, body, payload, headers, skimmed)
                 message = self.redact(reply.message)
                 where = f"{self.context}: {request.describe()}"
                 if reply.kind == "ban":

@@ -6,10 +6,16 @@ while the fetchers wait for the GIL. The venue declares the usual page (`Venue.a
 refuses anything else: a field not declared, a value of another type, a decimal with more than 18 places, a
 null where the records' list or a record should be. Whatever it refuses (None) the engine reads the usual
 way, from the records the fetcher parsed, with the same result and the usual errors naming the record.
+
+The fetcher's own parse is skimmed for such venues (`PageSkimmer`): it needs only the envelope (status, cursor)
+and the few record fields that page, not a Python dict per record. Building and freeing those dicts held the
+GIL for 60-90 µs a page that the row thread and the other fetchers waited on; a refused batch parses its
+pages in full again.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -17,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
+import simdjson
 
 from ledgerlake.engine.details import arrow_details
 from ledgerlake.engine.rows import LedgerBatch, RecentIds, RowsError, ledger_batch
@@ -24,14 +31,94 @@ from ledgerlake.venues.base import ArrowLayout, Venue
 
 
 class HeldPage(Protocol):
-    """A page of a batch: its body for Arrow, the records the fetcher parsed from it, its raw archive URI."""
+    """A page of a batch: its body for Arrow, the records the fetcher parsed from it (stand-ins if `skimmed`),
+    its raw archive URI."""
 
     @property
     def body(self) -> bytes: ...
     @property
     def records(self) -> list[Any]: ...
     @property
+    def skimmed(self) -> bool: ...
+    @property
     def uri(self) -> str: ...
+
+
+class PageSkimmer:
+    """The fetcher's parse of a page of the usual shape: the whole envelope as Python values, as orjson gives
+    it, but the list of records as stand-ins, one per record, holding only the venue's `paging_fields` (what
+    its `next_request` and `stop_after` read; the rows come from Arrow).
+
+    A page is skimmed only if every record is an object with as many keys as the layout's fields (the check
+    `arrow_batch` otherwise makes on the parsed records), so a missing field is never read as a null. A record
+    repeating a key passes that count with one field missing, but Arrow's reader refuses a repeated key, so its
+    batch is read the usual way. Anything else (not the usual shape, a number or text simdjson does not take)
+    returns None and the page is parsed in full as before. Layouts with nested record fields are not skimmed:
+    their values come from the parsed records (engine.details)."""
+
+    @staticmethod
+    def takes(layout: ArrowLayout) -> bool:
+        return not any(pa.types.is_nested(t) for t in layout.fields.values())
+
+    def __init__(self, layout: ArrowLayout, paging_fields: Sequence[str]) -> None:
+        if not self.takes(layout):
+            raise ValueError("a layout with nested record fields takes its nested values from parsed records")
+        self.path = layout.records_path
+        self.width = len(layout.fields)
+        self.paging_fields = tuple(paging_fields)
+        self._blank: dict[str, Any] = {}  # the stand-in of every record when no field pages
+        self._parsers = threading.local()  # a simdjson parser serves one thread and one document at a time
+
+    def skim(self, body: bytes) -> Any | None:
+        parser = getattr(self._parsers, "parser", None)
+        if parser is None:
+            parser = self._parsers.parser = simdjson.Parser()
+        try:
+            # Only plain Python values leave: the parser refuses a new document while a view of the last lives.
+            return self._payload(parser.parse(body))
+        except (ValueError, RuntimeError, KeyError, TypeError):
+            return None
+
+    def _payload(self, doc: Any) -> Any:
+        if not self.path:
+            return self._stand_ins(doc)
+        payload: dict[str, Any] = {}
+        level, out = doc, payload
+        for depth, key in enumerate(self.path):
+            if not isinstance(level, simdjson.Object):
+                raise TypeError("not an object")
+            for name, value in level.items():
+                if name != key:
+                    out[name] = _plain(value)
+            if depth == len(self.path) - 1:
+                out[key] = self._stand_ins(level[key])
+            else:
+                out[key] = {}
+                level, out = level[key], out[key]
+        return payload
+
+    def _stand_ins(self, records: Any) -> list[Any]:
+        if not isinstance(records, simdjson.Array):
+            raise TypeError("the records are not a list")
+        width, fields = self.width, self.paging_fields
+        if not fields:
+            if not all(isinstance(r, simdjson.Object) and len(r) == width for r in records):
+                raise TypeError("a record is not an object of the layout's width")
+            return [self._blank] * len(records)
+        stand_ins = []
+        for r in records:
+            if not isinstance(r, simdjson.Object) or len(r) != width:
+                raise TypeError("a record is not an object of the layout's width")
+            stand_ins.append({f: _plain(r[f]) for f in fields})
+        return stand_ins
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, simdjson.Object):
+        return value.as_dict()
+    if isinstance(value, simdjson.Array):
+        return value.as_list()
+    return value
 
 
 def _nest(fields: dict[tuple[str, ...], pa.DataType]) -> pa.StructType:
@@ -125,7 +212,7 @@ def arrow_batch(
     # no fewer (as many keys as fields), so a null is a null, never a missing field.
     fields = {len(reader.layout.fields)}
     try:
-        if any(set(map(len, p.records)) != fields for p in pages):
+        if any(not p.skimmed and set(map(len, p.records)) != fields for p in pages):  # skimmed: checked then
             reader.refuse("a record lacks a field of the layout")
             return None
     except TypeError:  # a record that is not an object

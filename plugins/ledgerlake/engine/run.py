@@ -44,7 +44,7 @@ import pyarrow as pa
 from ledgerlake.config import AccountConfig
 from ledgerlake.engine.errors import BadRecordError, ExtractError, OrderError, RetentionError
 from ledgerlake.engine.http import Page, Redactor, VenueHttp
-from ledgerlake.engine.pages import ArrowPageReader, arrow_batch
+from ledgerlake.engine.pages import ArrowPageReader, PageSkimmer, arrow_batch
 from ledgerlake.engine.ratelimit import limiter_for
 from ledgerlake.engine.raw import RawArchive
 from ledgerlake.engine.rows import (
@@ -117,6 +117,7 @@ class ExtractSummary:
     outside_interval: int = 0
     duplicates_removed: int = 0
     batches_from_records: int = 0  # batches of a venue with an Arrow layout that its pages did not fit
+    pages_skimmed: int = 0  # pages whose records the fetcher did not parse (engine.pages.PageSkimmer)
     stages: dict[str, dict[str, float]] = field(default_factory=dict)  # engine.stages: wall and CPU seconds
 
     def to_dict(self) -> dict[str, Any]:
@@ -217,13 +218,15 @@ class _Fetcher:
 
 @dataclass(frozen=True)
 class _HeldPage:
-    """A page waiting in a batch for the fast path: its body for Arrow, its parse for the usual way."""
+    """A page waiting in a batch for the fast path: its body for Arrow, its parse for the usual way (a skimmed
+    page's records are stand-ins: `Extraction._full_records` parses it in full)."""
 
     page_no: int
     records: list[Any]
     uri: str
     body: bytes
     payload: Any
+    skimmed: bool
 
 
 @dataclass(eq=False)
@@ -288,6 +291,11 @@ class Extraction:
         self.venue = VENUE_CLASSES[venue_name](account, credentials, options.page_size)
         layout = self.venue.arrow_layout if options.arrow_pages else None
         self._page_reader = ArrowPageReader(layout) if layout is not None else None
+        self._skimmer = (
+            PageSkimmer(layout, self.venue.paging_fields)
+            if layout is not None and PageSkimmer.takes(layout)
+            else None
+        )
         self.venue.defer_exact_decimals = self._page_reader is not None
         self.credentials = credentials
         self.account = account
@@ -325,6 +333,7 @@ class Extraction:
             backoff_max_s=options.backoff_max_s,
             max_retry_after_s=options.max_retry_after_s,
             clock=self.clock,
+            skim=self._skimmer.skim if self._skimmer is not None else None,
         )
         self._https.append(http)
         return http
@@ -484,6 +493,7 @@ class Extraction:
             return None
         request, page, records = item
         self.summary.pages += 1
+        self.summary.pages_skimmed += page.skimmed
         page_no = self.summary.pages
         self._begin_uploads()
         with self.clock("raw_archive"):
@@ -603,7 +613,7 @@ class Extraction:
             if not records:
                 return True
             if self._page_reader is not None:
-                lane.held.append(_HeldPage(page_no, records, uri, page.body, page.payload))
+                lane.held.append(_HeldPage(page_no, records, uri, page.body, page.payload, page.skimmed))
                 lane.held_rows += len(records)
             else:
                 self._append_page(lane, page_no, records, uri)
@@ -613,6 +623,18 @@ class Extraction:
                 self._flushed = True
         self._progress(lane.window, self._rows_seen)
         return True
+
+    def _full_records(self, page: _HeldPage) -> list[Any]:
+        """The page's records as the usual way reads them; a skimmed page is parsed in full now."""
+        venue = self.venue
+        if not page.skimmed:
+            return venue.exact_records(page.body, page.payload, page.records)
+        try:
+            payload = venue.parse(page.body)
+        except ValueError as exc:  # simdjson took the body, orjson does not: say so, keep the page aside
+            self._bad_record([(page.page_no, [], page.uri)], f"the page is JSON to one parser, not to another: {exc}")
+            raise AssertionError("unreachable") from None
+        return venue.exact_records(page.body, payload, venue.records(payload))
 
     def _append_page(self, lane: _Lane, page_no: int, records: list[Any], uri: str) -> None:
         """A page's records into the lane's batch the usual way: their values appended to the column lists."""
@@ -678,7 +700,7 @@ class Extraction:
                     )
                 self.summary.batches_from_records += 1
                 for p in lane.held:
-                    self._append_page(lane, p.page_no, venue.exact_records(p.body, p.payload, p.records), p.uri)
+                    self._append_page(lane, p.page_no, self._full_records(p), p.uri)
             lane.held, lane.held_rows = [], 0
         if batch is None and len(cols):
             try:

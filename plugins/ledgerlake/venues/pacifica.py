@@ -87,6 +87,7 @@ class Pacifica(Venue):
     }
 
     arrow_layout = ARROW_LAYOUT
+    paging_fields = ("created_at",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

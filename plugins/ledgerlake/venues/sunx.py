@@ -108,6 +108,7 @@ class SunX(Venue):
     occurred_kind = "ms"
     tie_break = "id"
     arrow_layout = ARROW_LAYOUT
+    paging_fields = ("query_id",)
     required: ClassVar[dict[str, str]] = {
         "query_id": "int",
         "ts": "ms",
