@@ -291,11 +291,7 @@ class Extraction:
         self.venue = VENUE_CLASSES[venue_name](account, credentials, options.page_size)
         layout = self.venue.arrow_layout if options.arrow_pages else None
         self._page_reader = ArrowPageReader(layout) if layout is not None else None
-        self._skimmer = (
-            PageSkimmer(layout, self.venue.paging_fields)
-            if layout is not None and PageSkimmer.takes(layout)
-            else None
-        )
+        self._skimmer = PageSkimmer(self.venue) if layout is not None and PageSkimmer.takes(self.venue) else None
         self.venue.defer_exact_decimals = self._page_reader is not None
         self.credentials = credentials
         self.account = account

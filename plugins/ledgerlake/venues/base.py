@@ -387,7 +387,7 @@ class Venue:
     mapped_keys: ClassVar[frozenset[str]] = frozenset()
     # Pages read straight into Arrow (engine.pages), with `arrow_columns`; None: records only.
     arrow_layout: ClassVar[ArrowLayout | None] = None
-    # The record fields `next_request` and `stop_after` read: all a skimmed page keeps of a record (engine.pages).
+    # The record fields `next_request` and `stop_after` read; a venue with none has its pages skimmed (engine.pages).
     paging_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, account: AccountConfig, credentials: VenueCredentials, page_size: int | None = None) -> None:
