@@ -163,8 +163,9 @@ def test_pages_read_straight_into_arrow_write_the_rows_of_the_usual_way(
         table = read_dataset(lake, summary.manifest_key, "ledger").drop(["ingested_at"])
         seen.append((table.sort_by("entry_seq"), summary.rows, summary.outside_interval, summary.unknown_codes))
         assert summary.batches_from_records == 0
-        # The fetchers skim every page (no dict per record) of the venue that pages by its envelope alone.
-        assert summary.pages_skimmed == (summary.pages if arrow and venue == "exchangehubx" else 0)
+        # Every page reaches the row thread without its parsed records (skimmed, or let go by the fetcher)
+        # where the layout is flat: all but Coinbase, whose nested details come from the records.
+        assert summary.pages_skimmed == (summary.pages if arrow and venue != "coinbase" else 0)
     assert seen[0][0].num_rows > 0
     assert seen[0][0].equals(seen[1][0]), "the fast path wrote other rows"
     assert seen[0][1:] == seen[1][1:]
@@ -305,27 +306,28 @@ def _run_via(sb: Sandbox, lake: Lake, venue: str, url: str) -> ExtractSummary:
                    options=options(fetch_lanes=1))  # fmt: skip
 
 
+# exchangeHubX: its pages are skimmed (the let-go pages of the other flat venues take the same way back). SunX
+# pages by POST, which this proxy does not pass on; Pacifica's first pages lie after the interval (newest first).
+@pytest.mark.parametrize(("venue", "field"), [("exchangehubx", b'"remark":')])
 def test_a_page_outside_the_arrow_layout_is_read_from_its_records(
-    sandbox: Sandbox, lake: Lake, caplog: pytest.LogCaptureFixture
+    sandbox: Sandbox, lake: Lake, caplog: pytest.LogCaptureFixture, venue: str, field: bytes
 ) -> None:
     """A venue adding a field (or a type) the layout does not declare costs speed, never a row or a field."""
     calls = {"n": 0}
 
     def rewrite(body: bytes) -> bytes:
         calls["n"] += 1
-        return body.replace(b'"remark":', b'"new_field":[1,{"a":null}],"remark":', 1) if calls["n"] == 2 else body
+        return body.replace(field, b'"new_field":[1,{"a":null}],' + field, 1) if calls["n"] == 2 else body
 
-    with (
-        caplog.at_level(logging.INFO, "ledgerlake.engine"),
-        rewriting_proxy(sandbox.base_url("exchangehubx"), rewrite) as url,
-    ):
-        summary = _run_via(sandbox, lake, "exchangehubx", url)
+    with caplog.at_level(logging.INFO, "ledgerlake.engine"), rewriting_proxy(sandbox.base_url(venue), rewrite) as url:
+        summary = _run_via(sandbox, lake, venue, url)
     assert summary.batches_from_records == 1
-    # The other pages of that batch were skimmed: the usual way parsed them in full again.
+    assert f"do not fit {venue}'s Arrow layout" in caplog.text
+    # The other pages of that batch reached the row thread without their records (skimmed: exchangeHubX; let
+    # go by the fetcher: the others), and the usual way parsed them in full again.
     assert summary.pages_skimmed == summary.pages - 1
-    assert "do not fit exchangehubx's Arrow layout" in caplog.text
     got = without_run_columns(read_dataset(lake, summary.manifest_key, "ledger")).sort_by("entry_seq")
-    want = sandbox.truth("exchangehubx", summary.account, TWO_DAYS)
+    want = sandbox.truth(venue, summary.account, TWO_DAYS)
     got = got.select(want.column_names).cast(want.schema)
     details = [json.loads(d) for d in got.column("details").to_pylist()]
     assert [d.pop("new_field") for d in details if "new_field" in d] == [[1, {"a": None}]]

@@ -36,7 +36,7 @@ class Page:
     body: bytes  # as received
     payload: Any  # parsed JSON
     headers: dict[str, str]
-    skimmed: bool = False  # payload from VenueHttp's `skim`: its records are stand-ins (engine.pages.PageSkimmer)
+    skimmed: bool = False  # its records are stand-ins, the body holds them (engine.pages.PageSkimmer, run._Fetcher)
 
 
 @dataclass

@@ -43,6 +43,12 @@ class HeldPage(Protocol):
     def uri(self) -> str: ...
 
 
+def flat_layout(layout: ArrowLayout) -> bool:
+    """No nested record field: the fast path needs nothing of a page's parsed records (nested values come from
+    them, engine.details), so a page may reach the row thread without them."""
+    return not any(pa.types.is_nested(t) for t in layout.fields.values())
+
+
 class PageSkimmer:
     """The fetcher's parse of a page of the usual shape: the whole envelope as Python values, as orjson gives
     it, and the list of records as stand-ins (one shared empty dict per record): for venues whose paging reads
@@ -59,12 +65,7 @@ class PageSkimmer:
 
     @staticmethod
     def takes(venue: Venue) -> bool:
-        layout = venue.arrow_layout
-        return (
-            layout is not None
-            and not venue.paging_fields
-            and not any(pa.types.is_nested(t) for t in layout.fields.values())
-        )
+        return venue.arrow_layout is not None and not venue.paging_fields and flat_layout(venue.arrow_layout)
 
     def __init__(self, venue: Venue) -> None:
         if not self.takes(venue) or venue.arrow_layout is None:

@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,7 +44,7 @@ import pyarrow as pa
 from ledgerlake.config import AccountConfig
 from ledgerlake.engine.errors import BadRecordError, ExtractError, OrderError, RetentionError
 from ledgerlake.engine.http import Page, Redactor, VenueHttp
-from ledgerlake.engine.pages import ArrowPageReader, PageSkimmer, arrow_batch
+from ledgerlake.engine.pages import ArrowPageReader, PageSkimmer, arrow_batch, flat_layout
 from ledgerlake.engine.ratelimit import limiter_for
 from ledgerlake.engine.raw import RawArchive
 from ledgerlake.engine.rows import (
@@ -73,10 +73,11 @@ log = logging.getLogger("ledgerlake.engine")
 # with nested details cost 2-3 KiB a record parsed; at 6,400 its peak RSS was unchanged (468 / 482 MiB at
 # 1M / 10M entries), at 12,800 it rose to 490 / 498 MiB, too near the 512 MiB target.
 PREFETCH_RECORDS = 6_400
-# A skimmed page (engine.pages.PageSkimmer) waits as its body alone, about 0.3 KiB a record, so each lane of a
-# skimmed venue fetches a whole batch ahead (batch_rows records; 2 x 25,000 is 14 MB of bodies for exchangeHubX)
-# and a batch's flush no longer stops its fetchers. ExchangeHubX's extract, A/B interleaved: 7.7 s at 6,400,
-# 6.5 s at 25,600, 5.6-5.9 s at 51,200 a window; 102,400 and more gained nothing further.
+# A page of a flat layout waits without its parsed records (skimmed, or let go by its fetcher), as its body
+# alone, about 0.3 KiB a record, so each lane of such a venue fetches a whole batch ahead (batch_rows records;
+# 2 x 25,000 is 14 MB of bodies for exchangeHubX) and a batch's flush no longer stops its fetchers. ExchangeHubX's
+# extract, A/B interleaved: 7.7 s at 6,400, 6.5 s at 25,600, 5.6-5.9 s at 51,200 a window; 102,400 and more
+# gained nothing further.
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class ExtractSummary:
     outside_interval: int = 0
     duplicates_removed: int = 0
     batches_from_records: int = 0  # batches of a venue with an Arrow layout that its pages did not fit
-    pages_skimmed: int = 0  # pages whose records the fetcher did not parse (engine.pages.PageSkimmer)
+    pages_skimmed: int = 0  # pages handed on without parsed records (engine.pages.PageSkimmer, _Fetcher)
     stages: dict[str, dict[str, float]] = field(default_factory=dict)  # engine.stages: wall and CPU seconds
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,10 +164,15 @@ class _Fetcher:
         answered: threading.Event,
         wait_for_answer: bool = False,
         prefetch_records: int = PREFETCH_RECORDS,
+        let_go_width: int | None = None,
     ) -> None:
         """`answered` is set once the venue has answered a page of the run; with `wait_for_answer` (further
-        lanes) the first request waits for it, so a refused key or a ban costs one request, not one per lane."""
+        lanes) the first request waits for it, so a refused key or a ban costs one request, not one per lane.
+        `let_go_width`: a page whose records are all objects of that many keys, once paged, is handed on without
+        them (as a skimmed page: stand-ins, re-parsed only if its batch is read the usual way), so they are
+        freed here, off the row thread, and the waiting pages cost their bodies alone."""
         self.venue, self.http, self.window, self.clock = venue, http, window, clock
+        self.let_go_width = let_go_width
         self.answered, self.wait_for_answer = answered, wait_for_answer
         self._queue: queue.Queue[tuple[Request, Page, list[Any]] | BaseException | None] = queue.Queue(
             max(2, prefetch_records // venue.page_size)
@@ -198,6 +204,15 @@ class _Fetcher:
                     nxt = venue.next_request(request, page.payload, page.headers, records, window)
                     if nxt is not None and venue.stop_after(records, window):
                         nxt = None
+                    width = self.let_go_width
+                    if (
+                        width is not None
+                        and not page.skimmed
+                        and type(records) is list
+                        and all(type(r) is dict and len(r) == width for r in records)
+                    ):
+                        page = replace(page, payload=None, skimmed=True)
+                        records = [_STAND_IN] * len(records)
                 if not self._put((request, page, records)):
                     return
                 self.answered.set()
@@ -218,6 +233,9 @@ class _Fetcher:
         # A fetch in flight ends within its timeouts; the thread is a daemon, so a stuck one never holds the
         # process, and it hands nothing more to anyone once stopped.
         self._thread.join(timeout=5)
+
+
+_STAND_IN: dict[str, Any] = {}  # a record let go of (see _Fetcher)
 
 
 @dataclass(frozen=True)
@@ -296,6 +314,8 @@ class Extraction:
         layout = self.venue.arrow_layout if options.arrow_pages else None
         self._page_reader = ArrowPageReader(layout) if layout is not None else None
         self._skimmer = PageSkimmer(self.venue) if layout is not None and PageSkimmer.takes(self.venue) else None
+        # Pages of a flat layout reach the row thread without their parsed records (see _Fetcher).
+        self._let_go_width = len(layout.fields) if layout is not None and flat_layout(layout) else None
         self.venue.defer_exact_decimals = self._page_reader is not None
         self.credentials = credentials
         self.account = account
@@ -546,7 +566,7 @@ class Extraction:
                 window_us = (window.interval.start_ms * 1000, window.interval.end_ms * 1000)
                 parts = lane_windows(window, lanes_per_window)
                 ahead = PREFETCH_RECORDS // len(parts)  # per lane
-                if self._skimmer is not None:
+                if self._let_go_width is not None:
                     ahead = max(ahead, self.options.batch_rows)
                 for position, part in enumerate(parts):
                     if position == len(fetching):
@@ -565,6 +585,7 @@ class Extraction:
                             self._venue_answered,
                             wait_for_answer=position > 0,
                             prefetch_records=ahead,
+                            let_go_width=self._let_go_width,
                         ),
                         window_us,
                         RecentIds(max(20 * venue.page_size, 20_000)) if venue.dedup_by_entry_id else None,
