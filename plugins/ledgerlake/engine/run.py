@@ -314,7 +314,8 @@ class Extraction:
         layout = self.venue.arrow_layout if options.arrow_pages else None
         self._page_reader = ArrowPageReader(layout) if layout is not None else None
         self._skimmer = PageSkimmer(self.venue) if layout is not None and PageSkimmer.takes(self.venue) else None
-        # Pages of a flat layout reach the row thread without their parsed records (see _Fetcher).
+        # Pages of a flat layout reach the row thread without their parsed records (see _Fetcher). Coinbase's
+        # nested details come from its records: keeping only those measured slower (extract 8.7 against 7.4 s).
         self._let_go_width = len(layout.fields) if layout is not None and flat_layout(layout) else None
         self.venue.defer_exact_decimals = self._page_reader is not None
         self.credentials = credentials
