@@ -78,6 +78,7 @@ def test_bench_cli_runs_every_local_section_on_tiny_sizes(tmp_path: Path, pg_ser
 
     logging.getLogger("ledgerlake.bench").setLevel(logging.WARNING)
     argv = ["--quick", "--entries", "3000", "--memory-days", "1,2", "--ratelimit-seconds", "1", "--out", str(tmp_path)]
+    argv += ["--throughput-runs", "3"]
     code = main([*argv, "--only", "throughput,memory,ratelimits", "--pg", pg_server_dsn])
     results = json.loads((tmp_path / "results.json").read_text())
     assert code == 0, results.get("errors")
@@ -85,6 +86,9 @@ def test_bench_cli_runs_every_local_section_on_tiny_sizes(tmp_path: Path, pg_ser
     assert set(venues) == {"exchangehubx", "pacifica", "coinbase", "sunx"}
     for v in venues.values():
         assert v["rows"] == 3000 and v["end_to_end"]["rows_per_s"] > 0 and v["load_postgres"]["rows_per_s"] > 0
+        # Three runs, round by round; the figures are those of the run with the median end-to-end rate.
+        assert len(v["end_to_end_runs_rows_per_s"]) == 3
+        assert v["end_to_end"]["rows_per_s"] == sorted(v["end_to_end_runs_rows_per_s"])[1]
         # Tiny sizes take the sandbox less CPU than the clock tick psutil reads (10 ms): it may show 0.
         assert v["serving"]["entries_per_s"] > 0 and v["serving"]["entries_per_sandbox_cpu_s"] >= 0
     memory = results["memory"]["runs"]
@@ -96,4 +100,5 @@ def test_bench_cli_runs_every_local_section_on_tiny_sizes(tmp_path: Path, pg_ser
     markdown = (tmp_path / "results.md").read_text()
     for heading in ("## Throughput", "## The sandbox's own serving rate", "## Memory", "## Rate limits"):
         assert heading in markdown
+    assert "each of the 3 runs in order" in markdown
     assert (tmp_path / "throughput.png").read_bytes()[:4] == b"\x89PNG"

@@ -37,6 +37,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
     p.add_argument("--out", type=Path, help="results directory (default include/benchmarks; --quick: a temp dir)")
     p.add_argument("--entries", type=int, help="entries per account-day (default 1,000,000; --quick 20,000)")
+    p.add_argument(
+        "--throughput-runs",
+        type=int,
+        help="runs per venue of the throughput section, the median reported (default 3; --quick 1)",
+    )
     p.add_argument("--memory-days", default="1,10", help="interval lengths in days for the memory runs")
     p.add_argument("--memory-venue", default="coinbase", help="venue of the memory runs (default: newest first)")
     p.add_argument("--ratelimit-seconds", type=float, help="run length per venue (default 30; --quick 4)")
@@ -61,6 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
     args.entries = args.entries or (20_000 if args.quick else 1_000_000)
+    args.throughput_runs = args.throughput_runs or (1 if args.quick else 3)
     args.ratelimit_seconds = args.ratelimit_seconds or (4.0 if args.quick else 30.0)
     args.backfill_days = args.backfill_days or (2 if args.quick else 30)
     args.backfill_budget = args.backfill_budget or (240.0 if args.quick else 300.0)
@@ -160,7 +166,7 @@ def run_sections(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
         with ExitStack() as pg:
             dsn = None if args.pg == "none" else pg.enter_context(scratch_database(args.pg, "warehouse"))
-            return throughput.run(sandbox, moto, day, NOW, dsn)
+            return throughput.run(sandbox, moto, day, NOW, dsn, args.throughput_runs)
 
     def memory() -> Any:
         from ledgerlake.bench.memory import measure

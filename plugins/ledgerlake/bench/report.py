@@ -95,6 +95,13 @@ def throughput_md(t: dict[str, Any]) -> str:
         + [f"**{_n(x)}**" for x in e2e]
         + [f">= {TARGET_E2E_ROWS_S:,}: " + _met(min(e2e) >= TARGET_E2E_ROWS_S)]
     )
+    runs = [venues[n].get("end_to_end_runs_rows_per_s") or [] for n in names]
+    if any(len(r) > 1 for r in runs):
+        rows.append(
+            [f"end to end, each of the {max(map(len, runs))} runs in order (the median run's figures are shown)"]
+            + [" / ".join(_n(x) for x in r) for r in runs]
+            + [""]
+        )
     rows.append(
         ["end to end per CPU second of the pipeline process"]
         + [_n(venues[n]["end_to_end"]["rows_per_cpu_s"]) for n in names]
