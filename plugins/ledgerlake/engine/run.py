@@ -1,11 +1,13 @@
 """One extraction: (venue, account, interval) -> raw pages, Parquet rows and, last, the manifest.
 
 What happens to a page, in order. On a fetcher thread, up to PREFETCH_RECORDS ahead: the rate limiter lets the request
-go; the venue signs it; engine.client sends it (retries in engine.http); the venue parses it and checks the
-envelope; the paginator makes the next request. On the run's own thread: the body goes to the raw archive
-as received; the venue appends the records' values to column lists; every `batch_rows` rows the lists
-become one Arrow batch (vectorized casts, `details` built column-wise, filtered to exactly [start, end) of
-the window), which a Parquet thread writes as a row group and streams to S3. engine.stages times each step.
+go; the venue signs it; engine.client sends it (retries in engine.http); the venue parses it (or it is
+skimmed, engine.pages.PageSkimmer) and checks the envelope; the paginator makes the next request; where the
+fast path reads the page (engine.pages) its parsed records are let go there. On the run's own thread: the
+body goes to the raw archive as received; a batch's pages are read into Arrow (or, the usual way, the venue
+appends the records' values to column lists); every `batch_rows` rows that becomes one Arrow batch
+(vectorized casts, `details` built column-wise, filtered to exactly [start, end) of the window), which a
+Parquet thread writes as a row group and streams to S3. engine.stages times each step.
 
 Venues whose requests filter by time at both ends have each window fetched as `fetch_lanes` consecutive
 parts at once, one fetcher and one connection per part (a lane): with one request in flight the row-building
