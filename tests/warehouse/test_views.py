@@ -95,12 +95,15 @@ def load_everything(lake: Lake, warehouse: Warehouse) -> dict[str, Any]:
         rows = in_interval(snapshot_history("spot-1", D0, DAYS), interval, "snapshot_at")
         snapshots.extend(write_partition(lake, "binance", "spot-1", interval, {"snapshots/balances": rows}))
         warehouse.load_partition(lake, "binance", "spot-1", interval)
-    # a second coinbase account active yesterday, for the "what moved yesterday" example
+    # a second coinbase account active yesterday, for the "what moved yesterday" example, and today too: a run
+    # that crosses midnight UTC asks the database for "yesterday" after it has become today
     yesterday = datetime.combine(TODAY - timedelta(days=1), datetime.min.time(), UTC)
-    rows = ledger_history("coinbase", "c-2", yesterday, 1, 15, assets=("USDT",))
-    ledger.extend(write_partition(lake, "coinbase", "c-2", day_interval(yesterday), rows))
-    warehouse.load_partition(lake, "coinbase", "c-2", day_interval(yesterday))
-    loaded_through = {("coinbase", "c-1"): utc_day(D0) + timedelta(days=DAYS), ("coinbase", "c-2"): yesterday.date()}
+    rows = ledger_history("coinbase", "c-2", yesterday, 2, 15, assets=("USDT",))
+    for d in range(2):
+        interval = day_interval(yesterday + timedelta(days=d))
+        ledger.extend(write_partition(lake, "coinbase", "c-2", interval, in_interval(rows, interval)))
+        warehouse.load_partition(lake, "coinbase", "c-2", interval)
+    loaded_through = {("coinbase", "c-1"): utc_day(D0) + timedelta(days=DAYS), ("coinbase", "c-2"): TODAY}
     return {"ledger": ledger, "snapshots": snapshots, "loaded_through": loaded_through}
 
 
@@ -404,7 +407,9 @@ def test_readme_example_reconciliation_problems(views: Views) -> None:
 def test_readme_example_flows_of_one_day(views: Views) -> None:
     warehouse, loaded = views.warehouse, views.data
     got = run_example(warehouse, "flows_of_one_day")
-    yesterday = TODAY - timedelta(days=1)
+    # The example's "yesterday" is the database's (current_date - 1), which midnight UTC may have moved.
+    yesterday = warehouse.query("SELECT current_date - 1 AS day").to_pylist()[0]["day"]
+    assert yesterday in (TODAY - timedelta(days=1), TODAY)
     sums: dict[tuple[str, str, str], list[Any]] = defaultdict(lambda: [0, ZERO, ZERO, ZERO])
     for r in loaded["ledger"]:
         if utc_day(r["occurred_at"]) == yesterday:
