@@ -46,7 +46,7 @@ import pyarrow as pa
 from ledgerlake.config import AccountConfig
 from ledgerlake.engine.errors import BadRecordError, ExtractError, OrderError, RetentionError
 from ledgerlake.engine.http import Page, Redactor, VenueHttp
-from ledgerlake.engine.pages import ArrowPageReader, PageSkimmer, arrow_batch, flat_layout
+from ledgerlake.engine.pages import STAND_IN, ArrowPageReader, PageSkimmer, arrow_batch, flat_layout
 from ledgerlake.engine.ratelimit import limiter_for
 from ledgerlake.engine.raw import RawArchive
 from ledgerlake.engine.rows import (
@@ -214,7 +214,7 @@ class _Fetcher:
                         and all(type(r) is dict and len(r) == width for r in records)
                     ):
                         page = replace(page, payload=None, skimmed=True)
-                        records = [_STAND_IN] * len(records)
+                        records = [STAND_IN] * len(records)
                 if not self._put((request, page, records)):
                     return
                 self.answered.set()
@@ -235,9 +235,6 @@ class _Fetcher:
         # A fetch in flight ends within its timeouts; the thread is a daemon, so a stuck one never holds the
         # process, and it hands nothing more to anyone once stopped.
         self._thread.join(timeout=5)
-
-
-_STAND_IN: dict[str, Any] = {}  # a record let go of (see _Fetcher)
 
 
 @dataclass(frozen=True)
