@@ -3,11 +3,17 @@ process, the files a build writes recorded for publishing), also in a folder set
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from ledgerlake.config import PROJECT_ROOT
 from ledgerlake.lake import Lake
 from ledgerlake.quality import validate_partition
 
@@ -59,3 +65,43 @@ def test_compiled_templates_follow_their_source() -> None:
     sources["page.j2"] = "two {{ x }}"
     assert environment().get_template("page.j2").render(x=3) == "two 3"
     assert compiled == ["one {{ x }}", "two {{ x }}"]  # a new environment reuses the compiled template
+
+
+def test_great_expectations_is_imported_before_the_folder_lock(lake: Lake, tmp_path: Path) -> None:
+    """Parallel validate tasks share the folder's lock; an import (5-7 s) under it made each wait for the others'."""
+    write_ledger(lake, ledger_rows("pacifica"))
+    child = textwrap.dedent(
+        """
+        import contextlib, json, sys
+        from pathlib import Path
+        from ledgerlake.lake import Lake, S3Settings
+        from ledgerlake.quality import expectations, validate_partition
+        from tests.quality.partitions import INTERVAL
+
+        imported_at_lock = []
+        real_lock = expectations._folder_lock
+
+        @contextlib.contextmanager
+        def recording_lock(docs):
+            imported_at_lock.append("great_expectations" in sys.modules)
+            with real_lock(docs):
+                yield
+
+        expectations._folder_lock = recording_lock
+        assert "great_expectations" not in sys.modules
+        lake = Lake(S3Settings(**json.loads(sys.argv[1])))
+        outcome = validate_partition(lake, "pacifica", "acct-1", INTERVAL, data_docs_dir=Path(sys.argv[2]))
+        print(json.dumps({"passed": outcome.passed, "imported_at_lock": imported_at_lock}))
+        """
+    )
+    settings = json.dumps(dataclasses.asdict(lake.settings))
+    done = subprocess.run(
+        [sys.executable, "-c", child, settings, str(tmp_path / "data_docs")],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"passed": True, "imported_at_lock": [True]}
