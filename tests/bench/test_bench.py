@@ -101,4 +101,16 @@ def test_bench_cli_runs_every_local_section_on_tiny_sizes(tmp_path: Path, pg_ser
     for heading in ("## Throughput", "## The sandbox's own serving rate", "## Memory", "## Rate limits"):
         assert heading in markdown
     assert "each of the 3 runs in order" in markdown
+    # Targets set for 1M- and 10M-entry intervals are not judged on tiny ones, either way.
+    assert "not judged: set for 1,000,000 rows, this run had 3,000" in markdown
+    assert "not judged: set for 10,000,000 rows, this run had 6,000" in markdown
+    assert "missed" not in markdown.split("## Rate limits")[0]
     assert (tmp_path / "throughput.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_target_is_judged_only_at_the_size_it_was_set_for() -> None:
+    from ledgerlake.bench.report import _met_at
+
+    assert _met_at(True, 1_000_000, 1_000_000) == "met"
+    assert _met_at(False, 1_000_000, 1_000_000) == "**missed**"
+    assert _met_at(False, 999_999, 1_000_000) == "not judged: set for 1,000,000 rows, this run had 999,999"

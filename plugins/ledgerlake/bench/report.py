@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 TARGET_E2E_ROWS_S = 100_000
+TARGET_ROWS = 1_000_000  # the throughput targets are for one account-day of a million entries
+TARGET_MEMORY_ROWS = 10_000_000  # the memory target is for a ten-million-entry interval
 TARGET_FLOOR_FACTOR = 2.0
 TARGET_PEAK_MIB = 512
 TARGET_ALLOWANCE_PCT = 90.0
@@ -46,6 +48,13 @@ def _n(value: Any) -> str:
 
 def _met(ok: bool) -> str:
     return "met" if ok else "**missed**"
+
+
+def _met_at(ok: bool, rows: int, target_rows: int) -> str:
+    """The verdict, or why there is none: a target set for a size says nothing of a smaller run (--quick)."""
+    if rows < target_rows:
+        return f"not judged: set for {target_rows:,} rows, this run had {rows:,}"
+    return _met(ok)
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -90,10 +99,11 @@ def throughput_md(t: dict[str, Any]) -> str:
     rows.append(["load to DuckDB (load_partition)"] + [_n(rates[n]["load DuckDB"]) for n in names] + [""])
     rows.append(["load to PostgreSQL (load_partition)"] + [_n(rates[n].get("load PostgreSQL")) for n in names] + [""])
     e2e = [venues[n]["end_to_end"]["rows_per_s"] for n in names]
+    measured_rows = min(int(venues[n]["rows"]) for n in names)
     rows.append(
         ["**end to end** (sandbox pages -> DuckDB, checks included)"]
         + [f"**{_n(x)}**" for x in e2e]
-        + [f">= {TARGET_E2E_ROWS_S:,}: " + _met(min(e2e) >= TARGET_E2E_ROWS_S)]
+        + [f">= {TARGET_E2E_ROWS_S:,}: " + _met_at(min(e2e) >= TARGET_E2E_ROWS_S, measured_rows, TARGET_ROWS)]
     )
     runs = [venues[n].get("end_to_end_runs_rows_per_s") or [] for n in names]
     if any(len(r) > 1 for r in runs):
@@ -121,7 +131,7 @@ def throughput_md(t: dict[str, Any]) -> str:
     rows.append(
         ["end to end time / floor time"]
         + [f"{f:.1f}x" for f in factors]
-        + [f"<= {TARGET_FLOOR_FACTOR:g}x: " + _met(max(factors) <= TARGET_FLOOR_FACTOR)]
+        + [f"<= {TARGET_FLOOR_FACTOR:g}x: " + _met_at(max(factors) <= TARGET_FLOOR_FACTOR, measured_rows, TARGET_ROWS)]
     )
     ex_factors = [venues[n]["extract"]["seconds"] / max(venues[n]["floor"]["seconds"], 1e-9) for n in names]
     rows.append(
@@ -249,8 +259,10 @@ def memory_md(m: dict[str, Any]) -> str:
     rows = []
     for r in runs:
         target = ""
-        if r["rows"] >= 10_000_000 or r is runs[-1]:
-            target = f"< {TARGET_PEAK_MIB} MiB: " + _met(r["peak_rss_mib"] < TARGET_PEAK_MIB)
+        if r["rows"] >= TARGET_MEMORY_ROWS or r is runs[-1]:
+            target = f"< {TARGET_PEAK_MIB} MiB: " + _met_at(
+                r["peak_rss_mib"] < TARGET_PEAK_MIB, int(r["rows"]), TARGET_MEMORY_ROWS
+            )
         rows.append(
             [
                 r["venue"],
