@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--backfill-budget",
         type=float,
         help="seconds to let the backfill run before measuring what finished; a backfill cut short reports a "
-        "projection (default 1800: the whole 30 days, about 11-20 minutes here; --quick 240)",
+        "projection (default 1800: the whole 30 days took 21-26 minutes here; --quick 240)",
     )
     p.add_argument(
         "--pg",
