@@ -347,6 +347,12 @@ def test_reconciliation(views: Views) -> None:
     assert {s for (v, _), s in status.items() if v == "binance"} == {"report_only"}
 
 
+def database_today(warehouse: Warehouse) -> date:
+    """current_date as the examples read it: the database's, which may have passed midnight since TODAY."""
+    today: date = warehouse.query("SELECT current_date AS today").to_pylist()[0]["today"]
+    return today
+
+
 def run_example(warehouse: Warehouse, name: str) -> list[Row]:
     return warehouse.query((EXAMPLES / f"{name}.sql").read_text()).to_pylist()
 
@@ -354,7 +360,7 @@ def run_example(warehouse: Warehouse, name: str) -> list[Row]:
 def test_readme_example_fees_paid_last_month(views: Views) -> None:
     warehouse, loaded = views.warehouse, views.data
     # The example's month is the database's (current_date), which a run crossing a month boundary may have moved.
-    this_month = warehouse.query("SELECT CAST(date_trunc('month', current_date) AS DATE) AS m").to_pylist()[0]["m"]
+    this_month = database_today(warehouse).replace(day=1)
     assert this_month in (THIS_MONTH, (THIS_MONTH + timedelta(days=31)).replace(day=1))
     last_month_start = (this_month - timedelta(days=1)).replace(day=1)
     sums: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO, ZERO])
@@ -414,7 +420,7 @@ def test_readme_example_flows_of_one_day(views: Views) -> None:
     warehouse, loaded = views.warehouse, views.data
     got = run_example(warehouse, "flows_of_one_day")
     # The example's "yesterday" is the database's (current_date - 1), which midnight UTC may have moved.
-    yesterday = warehouse.query("SELECT current_date - 1 AS day").to_pylist()[0]["day"]
+    yesterday = database_today(warehouse) - timedelta(days=1)
     assert yesterday in (TODAY - timedelta(days=1), TODAY)
     sums: dict[tuple[str, str, str], list[Any]] = defaultdict(lambda: [0, ZERO, ZERO, ZERO])
     for r in loaded["ledger"]:
